@@ -1,0 +1,11 @@
+"""gunicorn settings for the quotas service; each can be overridden from the environment."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+# A request that hangs longer than this is a bug or a dead database; the worker is replaced.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")

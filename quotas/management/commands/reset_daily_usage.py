@@ -1,0 +1,35 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from quotas import services
+from quotas.exceptions import QuotaError
+
+
+class Command(BaseCommand):
+    help = (
+        "Close out finished quota days and expire overdue jobs; with --agent, also start that "
+        "agent's day afresh. Safe to run at any time and any number of times: usage of a day "
+        "that is over never counts against today whether or not this runs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--agent", metavar="ID", help="Also reset this agent's usage today.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Say what would change; change nothing."
+        )
+
+    def handle(self, *args, agent=None, dry_run=False, **options):
+        try:
+            # The reset goes first: an unknown agent stops the command before anything changed.
+            reset = services.reset_usage(agent_id=agent, dry_run=dry_run) if agent else None
+        except QuotaError as exc:
+            raise CommandError(exc.message) from None
+        closed = services.close_finished_days(dry_run=dry_run)
+        expired = services.expire_overdue_jobs(agent_id=agent, dry_run=dry_run)
+        would = "would " if dry_run else ""
+        summary = (
+            f"{would}close {closed['agent']} agent, {closed['model']} model and {closed['repo']} "
+            f"repo usage days; {would}expire {expired} overdue jobs"
+        )
+        if agent:
+            summary += f"; {would}reset today's usage of {agent} ({reset} usage row)"
+        self.stdout.write(("Dry run: " if dry_run else "Done: ") + summary + ".")

@@ -1,0 +1,360 @@
+"""What the service stores: limits, per-day usage, the job ledger and the usage event log.
+
+Names follow the Go original. Limits of 0 mean unlimited. Usage, jobs and events refer to
+agents, models and repositories by their ids rather than by foreign key, so the books outlive
+a deleted limit and usage can be recorded for a model or repository that has no limit.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from quotas.validators import (
+    ID_MAX_LENGTH,
+    validate_allowance_agent_id,
+    validate_model_id,
+    validate_model_list,
+    validate_repo,
+)
+
+UNLIMITED_HELP = "0 means unlimited."
+MICROCENTS_PER_CENT = 1_000_000
+
+
+def non_negative(model_name: str, *fields: str) -> list[models.CheckConstraint]:
+    """One named database check per field, so a bug can never store a negative count."""
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{field}__gte": 0}), name=f"{model_name}_{field}_gte_0"
+        )
+        for field in fields
+    ]
+
+
+def counter(help_text: str = "", *, big: bool = False) -> models.Field:
+    field = models.BigIntegerField if big else models.IntegerField
+    return field(default=0, validators=[MinValueValidator(0)], help_text=help_text)
+
+
+class AgentAllowance(models.Model):
+    agent_id = models.CharField(
+        max_length=ID_MAX_LENGTH,
+        validators=[validate_allowance_agent_id],
+        help_text="The agent's id as the dispatcher sends it. '*' is the default allowance that "
+        "new agents are created from on first use.",
+    )
+    daily_token_limit = counter(f"Tokens this agent may use per day. {UNLIMITED_HELP}", big=True)
+    daily_job_limit = counter(f"Jobs this agent may start per day. {UNLIMITED_HELP}")
+    concurrent_jobs = counter(f"Jobs this agent may run at the same time. {UNLIMITED_HELP}")
+    max_job_duration = models.DurationField(
+        default=timedelta(0),
+        help_text="A running job older than this is marked expired and frees its slot. "
+        "0 means unlimited.",
+    )
+    model_allowlist = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_model_list],
+        help_text="The models this agent may use. Empty means every model.",
+    )
+    paused = models.BooleanField(
+        default=False, help_text="A paused agent may not start any job until it is resumed."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent_id"], name="agent_allowance_agent_id_unique"),
+            models.CheckConstraint(
+                condition=Q(max_job_duration__gte=timedelta(0)),
+                name="agent_allowance_max_job_duration_gte_0",
+            ),
+            *non_negative(
+                "agent_allowance", "daily_token_limit", "daily_job_limit", "concurrent_jobs"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.agent_id
+
+
+class ModelQuota(models.Model):
+    model = models.CharField(
+        max_length=ID_MAX_LENGTH,
+        validators=[validate_model_id],
+        help_text="The model id as the dispatcher sends it, e.g. 'anthropic/claude-sonnet-4'.",
+    )
+    daily_token_budget = counter(
+        f"Tokens all agents together may use on this model per day. {UNLIMITED_HELP}", big=True
+    )
+    hourly_rate_limit = counter(
+        f"Jobs all agents together may start on this model in any 60 minutes. {UNLIMITED_HELP}"
+    )
+    cost_ceiling = counter(
+        f"US cents all agents together may spend on this model per day. {UNLIMITED_HELP}", big=True
+    )
+    input_price_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="US dollars per million input tokens.",
+    )
+    output_price_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="US dollars per million output tokens.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+        constraints = [
+            models.UniqueConstraint(fields=["model"], name="model_quota_model_unique"),
+            *non_negative(
+                "model_quota",
+                "daily_token_budget",
+                "hourly_rate_limit",
+                "cost_ceiling",
+                "input_price_per_mtok",
+                "output_price_per_mtok",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class RepoLimit(models.Model):
+    repo = models.CharField(
+        max_length=ID_MAX_LENGTH, validators=[validate_repo], help_text="owner/name"
+    )
+    max_daily_prs = counter(f"Pull requests agents may open per day. {UNLIMITED_HELP}")
+    max_daily_issues = counter(f"Issues agents may open per day. {UNLIMITED_HELP}")
+    cooldown_after_failure = models.DurationField(
+        default=timedelta(0),
+        help_text="After a failure, no job may start on this repository for this long. "
+        "0 means no cooldown.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["repo"]
+        constraints = [
+            models.UniqueConstraint(fields=["repo"], name="repo_limit_repo_unique"),
+            models.CheckConstraint(
+                condition=Q(cooldown_after_failure__gte=timedelta(0)),
+                name="repo_limit_cooldown_after_failure_gte_0",
+            ),
+            *non_negative("repo_limit", "max_daily_prs", "max_daily_issues"),
+        ]
+
+    def __str__(self) -> str:
+        return self.repo
+
+
+class AgentUsage(models.Model):
+    """What one agent used in one quota day. Rows of past days are kept as history."""
+
+    agent_id = models.CharField(max_length=ID_MAX_LENGTH)
+    period_start = models.DateTimeField(
+        help_text="Midnight, in QUOTAS_TIME_ZONE, that began the day."
+    )
+    tokens_used = counter(big=True)
+    jobs_started = counter()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "agent_id"]
+        verbose_name_plural = "agent usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_id", "period_start"], name="agent_usage_agent_period_unique"
+            ),
+            *non_negative("agent_usage", "tokens_used", "jobs_started"),
+        ]
+        indexes = [models.Index(fields=["period_start"], name="agent_usage_period_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} on {self.period_start:%Y-%m-%d}"
+
+
+class ModelUsage(models.Model):
+    """What all agents together used of one model in one quota day."""
+
+    model = models.CharField(max_length=ID_MAX_LENGTH)
+    period_start = models.DateTimeField()
+    tokens_used = counter(big=True)
+    cost_microcents = counter("Millionths of a US cent, so that sums stay exact.", big=True)
+    requests = counter("Jobs started on this model during the day.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "model"]
+        verbose_name_plural = "model usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "period_start"], name="model_usage_model_period_unique"
+            ),
+            *non_negative("model_usage", "tokens_used", "cost_microcents", "requests"),
+        ]
+        indexes = [models.Index(fields=["period_start"], name="model_usage_period_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.period_start:%Y-%m-%d}"
+
+
+class RepoUsage(models.Model):
+    """What agents did on one repository in one quota day."""
+
+    repo = models.CharField(max_length=ID_MAX_LENGTH)
+    period_start = models.DateTimeField()
+    prs_opened = counter()
+    issues_opened = counter()
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "repo"]
+        verbose_name_plural = "repo usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repo", "period_start"], name="repo_usage_repo_period_unique"
+            ),
+            *non_negative("repo_usage", "prs_opened", "issues_opened"),
+        ]
+        indexes = [models.Index(fields=["period_start"], name="repo_usage_period_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.repo} on {self.period_start:%Y-%m-%d}"
+
+
+class JobState(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class EventKind(models.TextChoices):
+    JOB_STARTED = "job_started"
+    JOB_COMPLETED = "job_completed"
+    JOB_FAILED = "job_failed"
+    JOB_CANCELLED = "job_cancelled"
+    USAGE_RESET = "usage_reset"
+    PR_OPENED = "pr_opened"
+    ISSUE_OPENED = "issue_opened"
+    REPO_FAILURE = "failure"
+
+
+class Job(models.Model):
+    """The job ledger: one row per (agent, job_id), whatever order its reports arrive in."""
+
+    State = JobState
+
+    agent_id = models.CharField(max_length=ID_MAX_LENGTH)
+    job_id = models.CharField(max_length=ID_MAX_LENGTH)
+    model = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    repo = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices)
+    started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the service learned the job started; empty if it never did.",
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    tokens_in = counter(big=True)
+    tokens_out = counter(big=True)
+    tokens_charged = counter(big=True)
+    cost_charged_microcents = counter(big=True)
+    decision = models.JSONField(
+        null=True, blank=True, help_text="The check result the job was admitted with, for retries."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent_id", "job_id"], name="job_agent_job_unique"),
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
+            *non_negative(
+                "job", "tokens_in", "tokens_out", "tokens_charged", "cost_charged_microcents"
+            ),
+        ]
+        indexes = [
+            # Counting an agent's running jobs (and finding overdue ones) reads only this
+            # small partial index, however long the ledger grows.
+            models.Index(
+                fields=["agent_id", "started_at"],
+                condition=Q(state="running"),
+                name="job_running_idx",
+            ),
+            # The sliding-hour rate limit counts a model's jobs by start time.
+            models.Index(fields=["model", "started_at"], name="job_model_started_idx"),
+            models.Index(fields=["state", "created_at"], name="job_state_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.job_id}"
+
+
+class UsageEvent(models.Model):
+    """Append-only log of every accepted report and what it changed.
+
+    The deltas are signed: summing them per (agent, day) gives the agent usage row, per
+    (model, day) the model usage row; counting repo events per (repo, day) gives repo usage.
+    """
+
+    Kind = EventKind
+
+    event = models.CharField(max_length=16, choices=Kind.choices)
+    agent_id = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    job_id = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    model = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    repo = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    tokens_in = counter(big=True)
+    tokens_out = counter(big=True)
+    timestamp = models.DateTimeField(null=True, blank=True, help_text="As the reporter sent it.")
+    received_at = models.DateTimeField()
+    period_start = models.DateTimeField(help_text="The quota day the event counted in.")
+    tokens_delta = models.BigIntegerField(default=0)
+    jobs_delta = models.IntegerField(default=0)
+    model_tokens_delta = models.BigIntegerField(default=0)
+    cost_delta_microcents = models.BigIntegerField(default=0)
+    requests_delta = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # A retried report must hit this, never count twice.
+            models.UniqueConstraint(
+                fields=["agent_id", "job_id", "event"],
+                condition=~Q(job_id=""),
+                name="usage_event_job_event_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(event__in=EventKind.values),
+                name="usage_event_kind_valid",
+            ),
+            *non_negative("usage_event", "tokens_in", "tokens_out"),
+        ]
+        indexes = [
+            models.Index(fields=["agent_id", "period_start"], name="usage_event_agent_period_idx"),
+            models.Index(fields=["period_start"], name="usage_event_period_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.agent_id}/{self.job_id}"

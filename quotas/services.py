@@ -1,0 +1,606 @@
+"""The rules that change the books: check, dispatch, record usage, reset, expire, close days.
+
+The admin, the API and the management commands call these functions and nothing else writes
+usage. Each write is one transaction: either every counter moves or none does.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from quotas import selectors
+from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
+from quotas.models import (
+    AgentAllowance,
+    AgentUsage,
+    Job,
+    ModelQuota,
+    ModelUsage,
+    RepoUsage,
+    UsageEvent,
+)
+from quotas.periods import day_start
+from quotas.rules import (
+    OK,
+    WARNING,
+    AgentState,
+    QuotaCheckResult,
+    UsageRecord,
+    evaluate,
+    is_near,
+    remaining,
+)
+from quotas.validators import (
+    BIGINT_MAX,
+    DEFAULT_AGENT_ID,
+    validate_agent_id,
+    validate_job_id,
+    validate_model_id,
+    validate_repo,
+)
+
+Kind = UsageEvent.Kind
+ACTIONS = ("", "pr", "issue")
+FINAL_STATES = {
+    Kind.JOB_COMPLETED: Job.State.COMPLETED,
+    Kind.JOB_FAILED: Job.State.FAILED,
+    Kind.JOB_CANCELLED: Job.State.CANCELLED,
+}
+ENDED_STATES = frozenset(FINAL_STATES.values())
+REPO_EVENTS = (Kind.PR_OPENED, Kind.ISSUE_OPENED, Kind.REPO_FAILURE)
+ID_VALIDATORS = {
+    "agent_id": validate_agent_id,
+    "job_id": validate_job_id,
+    "model": validate_model_id,
+    "repo": validate_repo,
+}
+LIMIT_FIELDS = (
+    "daily_token_limit",
+    "daily_job_limit",
+    "concurrent_jobs",
+    "max_job_duration",
+    "model_allowlist",
+    "paused",
+)
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    result: QuotaCheckResult
+    job: Job | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    duplicate: bool
+    usage: UsageRecord
+
+
+@dataclass(frozen=True)
+class RepoUsageRecord:
+    repo: str
+    prs_opened: int
+    issues_opened: int
+    cooldown_until: datetime | None
+    period_start: datetime
+
+
+# Reads and decisions
+
+
+def check(
+    *, agent_id: str, model: str = "", repo: str = "", action: str = "", now: datetime | None = None
+) -> QuotaCheckResult:
+    """May this agent start a job now (on this model, on this repository, to open a PR or issue)?
+
+    A refusal is an answer, not an error; an unknown agent raises ``AllowanceNotFound``.
+    """
+    _validate(agent_id=agent_id, model=model, repo=repo, action=action)
+    now = now or timezone.now()
+    agent = _agent(agent_id, now, lock=False)
+    return evaluate(
+        agent=agent,
+        model_name=model,
+        model=selectors.model_state(model, now=now),
+        repo_name=repo,
+        repo=selectors.repo_state(repo, now=now),
+        action=action,
+        now=now,
+    )
+
+
+def usage_record(*, agent_id: str, now: datetime | None = None) -> UsageRecord:
+    """The agent's usage today beside its limits. Reading never creates an allowance."""
+    _validate(agent_id=agent_id)
+    now = now or timezone.now()
+    agent = selectors.agent_state(agent_id, now=now)
+    if agent is None:
+        raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
+    return UsageRecord.of(agent, day_start(now))
+
+
+def dispatch(
+    *, agent_id: str, job_id: str, model: str = "", repo: str = "", now: datetime | None = None
+) -> DispatchResult:
+    """Check and, if allowed, start the job, in one transaction.
+
+    The same ``job_id`` again returns the first admission and counts nothing twice. A refusal
+    records nothing, so the dispatcher may retry the same ``job_id`` once the refusal clears.
+    """
+    _validate(agent_id=agent_id, job_id=job_id, model=model, repo=repo)
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Locking the allowance row serializes every dispatch and report of this agent: two
+        # dispatchers can never both take its last free slot or its last job of the day.
+        agent = _agent(agent_id, now, lock=True)
+        existing = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
+        if existing is not None:
+            return DispatchResult(_first_decision(existing, agent), existing, duplicate=True)
+        # Locking the model quota does the same for the model's hourly limit across agents.
+        model_state = selectors.model_state(model, now=now, lock=True)
+        result = evaluate(
+            agent=agent,
+            model_name=model,
+            model=model_state,
+            repo_name=repo,
+            repo=selectors.repo_state(repo, now=now),
+            action="",
+            now=now,
+        )
+        if not result.allowed:
+            return DispatchResult(result, None)
+        if result.remaining_jobs > 0:
+            result = replace(result, remaining_jobs=result.remaining_jobs - 1)
+        job = Job(
+            agent_id=agent_id, job_id=job_id, model=model, repo=repo, decision=result.as_dict()
+        )
+        _start_job(job, now=now, timestamp=None, tokens_in=0, tokens_out=0)
+        return DispatchResult(result, job)
+
+
+# Usage reports
+
+
+def record_usage(
+    *,
+    agent_id: str,
+    job_id: str,
+    event: str,
+    model: str = "",
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    timestamp: datetime | None = None,
+    now: datetime | None = None,
+) -> UsageResult:
+    """Apply one usage report (Go's ``UsageReport``) to the job ledger and today's counters.
+
+    The same (agent, job, event) again changes nothing and says so; a different final event
+    for a job that has already ended raises ``UsageConflict``.
+    """
+    _validate(agent_id=agent_id, job_id=job_id, model=model, event=event)
+    _validate_tokens(tokens_in=tokens_in, tokens_out=tokens_out)
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The allowance lock makes a retried report wait for the first one, then see it.
+        agent = _agent(agent_id, now, lock=True)
+        job = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
+        if job is not None and job.model and model and model != job.model:
+            raise UsageConflict(
+                f"job {job_id} was started on model {job.model}, not {model}", field="model"
+            )
+        job = job or Job(agent_id=agent_id, job_id=job_id, model=model)
+        report = {
+            "now": now,
+            "timestamp": timestamp,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+        }
+        if event == Kind.JOB_STARTED:
+            duplicate = job.started_at is not None
+            if not duplicate:
+                _start_job(job, **report)
+        else:
+            duplicate = _end_job(job, Kind(event), **report)
+        if not duplicate:
+            agent = selectors.agent_state(agent_id, now=now)
+    return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
+
+
+def job_charge(
+    event: str, tokens_in: int, tokens_out: int, quota: ModelQuota | None
+) -> tuple[int, int]:
+    """Tokens and cost (microcents) a final report charges.
+
+    A failed job gets half its tokens back, rounded in the agent's disfavour as in Go (7 tokens
+    charge 4). A cancelled job is charged nothing. Deliberate difference from Go: Go subtracted
+    a cancelled job's reported tokens from the agent's total even though they were never
+    charged, erasing other jobs' usage; here a job is only ever charged by its one final
+    report, so a cancel has nothing of its own to return and touches nobody else's usage.
+    """
+    if event == Kind.JOB_CANCELLED:
+        return 0, 0
+    tokens = tokens_in + tokens_out
+    cost = _cost_microcents(quota, tokens_in, tokens_out)
+    if event == Kind.JOB_FAILED:
+        return tokens - tokens // 2, cost - cost // 2
+    return tokens, cost
+
+
+def _cost_microcents(quota: ModelQuota | None, tokens_in: int, tokens_out: int) -> int:
+    if quota is None:
+        return 0
+    # Dollars per million tokens times tokens is millionths of dollars; x100 gives microcents.
+    # A wide context keeps 19-digit token counts times 12-digit prices exact before rounding.
+    context = Context(prec=60)
+    dollars_e6 = context.add(
+        context.multiply(Decimal(tokens_in), quota.input_price_per_mtok),
+        context.multiply(Decimal(tokens_out), quota.output_price_per_mtok),
+    )
+    cost = int(context.multiply(dollars_e6, 100).to_integral_value(rounding=ROUND_HALF_UP))
+    if cost > BIGINT_MAX:
+        raise InvalidInput("the report's cost is too large to record", field="tokens_in")
+    return cost
+
+
+def _start_job(
+    job: Job, *, now: datetime, timestamp: datetime | None, tokens_in: int, tokens_out: int
+) -> None:
+    """Count a start: the job runs (unless its final report came first), jobs +1, requests +1."""
+    job.started_at = now
+    if job.pk is None:
+        job.state = Job.State.RUNNING
+        job.save()
+    else:
+        job.save(update_fields=["started_at"])
+    period = day_start(now)
+    _bump(AgentUsage, {"agent_id": job.agent_id, "period_start": period}, add={"jobs_started": 1})
+    if job.model:
+        _bump(ModelUsage, {"model": job.model, "period_start": period}, add={"requests": 1})
+    _log(
+        job,
+        Kind.JOB_STARTED,
+        now,
+        timestamp,
+        tokens_in,
+        tokens_out,
+        jobs_delta=1,
+        requests_delta=1 if job.model else 0,
+    )
+
+
+def _end_job(
+    job: Job,
+    event: Kind,
+    *,
+    now: datetime,
+    timestamp: datetime | None,
+    tokens_in: int,
+    tokens_out: int,
+) -> bool:
+    """Charge a final report; return True if it was a duplicate and changed nothing."""
+    final_state = FINAL_STATES[event]
+    if job.state == final_state:
+        return True
+    if job.state in ENDED_STATES:
+        raise UsageConflict(
+            f"job {job.job_id} already ended as {job.state}; {event} cannot change that"
+        )
+    quota = ModelQuota.objects.filter(model=job.model).first() if job.model else None
+    tokens, cost = job_charge(event, tokens_in, tokens_out, quota)
+    job.state, job.ended_at = final_state, now
+    job.tokens_in, job.tokens_out = tokens_in, tokens_out
+    job.tokens_charged, job.cost_charged_microcents = tokens, cost
+    job.save()
+    period = day_start(now)
+    if tokens:
+        _bump(
+            AgentUsage,
+            {"agent_id": job.agent_id, "period_start": period},
+            add={"tokens_used": tokens},
+        )
+    if job.model and (tokens or cost):
+        _bump(
+            ModelUsage,
+            {"model": job.model, "period_start": period},
+            add={"tokens_used": tokens, "cost_microcents": cost},
+        )
+    if event == Kind.JOB_FAILED and job.repo:
+        _bump(RepoUsage, {"repo": job.repo, "period_start": period}, set_={"last_failure_at": now})
+    _log(
+        job,
+        event,
+        now,
+        timestamp,
+        tokens_in,
+        tokens_out,
+        tokens_delta=tokens,
+        model_tokens_delta=tokens,
+        cost_delta_microcents=cost,
+    )
+    return False
+
+
+def _log(
+    job: Job,
+    event: Kind,
+    now: datetime,
+    timestamp: datetime | None,
+    tokens_in: int,
+    tokens_out: int,
+    **deltas: int,
+) -> None:
+    UsageEvent.objects.create(
+        event=event,
+        agent_id=job.agent_id,
+        job_id=job.job_id,
+        model=job.model,
+        repo=job.repo,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        timestamp=timestamp,
+        received_at=now,
+        period_start=day_start(now),
+        **deltas,
+    )
+
+
+# Repository events
+
+
+def record_repo_event(
+    *,
+    repo: str,
+    kind: str,
+    agent_id: str = "",
+    timestamp: datetime | None = None,
+    now: datetime | None = None,
+) -> RepoUsageRecord:
+    """Count a PR or issue an agent opened, or start a repository's cooldown after a failure."""
+    _validate(repo=repo, agent_id=agent_id or None)
+    if kind not in REPO_EVENTS:
+        raise InvalidInput(f"kind must be one of: {', '.join(REPO_EVENTS)}", field="kind")
+    now = now or timezone.now()
+    key = {"repo": repo, "period_start": day_start(now)}
+    with transaction.atomic():
+        if kind == Kind.PR_OPENED:
+            _bump(RepoUsage, key, add={"prs_opened": 1})
+        elif kind == Kind.ISSUE_OPENED:
+            _bump(RepoUsage, key, add={"issues_opened": 1})
+        else:
+            _bump(RepoUsage, key, set_={"last_failure_at": now})
+        UsageEvent.objects.create(
+            event=kind, agent_id=agent_id, timestamp=timestamp, received_at=now, **key
+        )
+    return repo_usage_record(repo=repo, now=now)
+
+
+def repo_usage_record(*, repo: str, now: datetime | None = None) -> RepoUsageRecord:
+    """A repository's PRs and issues today and the end of its cooldown, if one is running."""
+    _validate(repo=repo)
+    now = now or timezone.now()
+    state = selectors.repo_state(repo, now=now)
+    if state is None:
+        today = RepoUsage.objects.filter(repo=repo, period_start=day_start(now)).first()
+        return RepoUsageRecord(
+            repo,
+            today.prs_opened if today else 0,
+            today.issues_opened if today else 0,
+            None,
+            day_start(now),
+        )
+    cooldown_until = None
+    if state.last_failure_at and state.limit.cooldown_after_failure:
+        cooldown_until = state.last_failure_at + state.limit.cooldown_after_failure
+        cooldown_until = cooldown_until if cooldown_until > now else None
+    return RepoUsageRecord(
+        repo, state.prs_opened, state.issues_opened, cooldown_until, day_start(now)
+    )
+
+
+# Resets and housekeeping
+
+
+def reset_usage(
+    *, agent_id: str | None = None, now: datetime | None = None, dry_run: bool = False
+) -> int:
+    """Start today afresh for one agent (or every agent): tokens and jobs back to zero.
+
+    Running jobs stay running. Each reset is logged with the amounts it removed, so the
+    counters can still be recomputed from the event log. Returns how many agents were (or,
+    with ``dry_run``, would be) reset.
+    """
+    now = now or timezone.now()
+    period = day_start(now)
+    with transaction.atomic():
+        usage = AgentUsage.objects.filter(period_start=period).filter(
+            Q(tokens_used__gt=0) | Q(jobs_started__gt=0)
+        )
+        if agent_id is not None:
+            _validate(agent_id=agent_id)
+            # Same lock as dispatch and reports, so a reset never interleaves with them.
+            if not AgentAllowance.objects.select_for_update().filter(agent_id=agent_id).exists():
+                raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
+            usage = usage.filter(agent_id=agent_id)
+        rows = list(usage.select_for_update())
+        if dry_run:
+            return len(rows)
+        UsageEvent.objects.bulk_create(
+            UsageEvent(
+                event=Kind.USAGE_RESET,
+                agent_id=row.agent_id,
+                received_at=now,
+                period_start=period,
+                tokens_delta=-row.tokens_used,
+                jobs_delta=-row.jobs_started,
+            )
+            for row in rows
+        )
+        AgentUsage.objects.filter(pk__in=[row.pk for row in rows]).update(
+            tokens_used=0, jobs_started=0, updated_at=now
+        )
+    return len(rows)
+
+
+def expire_overdue_jobs(
+    *, agent_id: str | None = None, now: datetime | None = None, dry_run: bool = False
+) -> int:
+    """Mark running jobs older than their agent's ``max_job_duration`` as expired.
+
+    Expired jobs stop holding a concurrency slot; a late final report is still charged.
+    Returns how many jobs were (or, with ``dry_run``, would be) expired.
+    """
+    now = now or timezone.now()
+    allowances = AgentAllowance.objects.filter(max_job_duration__gt=timedelta(0))
+    if agent_id is not None:
+        allowances = allowances.filter(agent_id=agent_id)
+    durations = allowances.order_by().values_list("max_job_duration", flat=True).distinct()
+    expired = 0
+    # One statement per distinct duration (there are few) rather than one per agent.
+    for duration in list(durations):
+        agents = allowances.filter(max_job_duration=duration).values("agent_id")
+        overdue = _overdue_jobs(now - duration).filter(agent_id__in=agents)
+        expired += (
+            overdue.count() if dry_run else overdue.update(state=Job.State.EXPIRED, ended_at=now)
+        )
+    return expired
+
+
+def close_finished_days(*, now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
+    """Mark usage rows of days that are over as closed; they are history from now on.
+
+    Correctness never depends on this: a past day's usage stops counting at midnight anyway.
+    """
+    now = now or timezone.now()
+    closed = {}
+    for label, usage_model in (("agent", AgentUsage), ("model", ModelUsage), ("repo", RepoUsage)):
+        finished = usage_model.objects.filter(
+            period_start__lt=day_start(now), closed_at__isnull=True
+        )
+        closed[label] = finished.count() if dry_run else finished.update(closed_at=now)
+    return closed
+
+
+# Helpers
+
+
+def _agent(agent_id: str, now: datetime, *, lock: bool) -> AgentState:
+    """Today's state of the agent, created from the ``*`` default on first use, overdue jobs
+    expired so they no longer hold a slot."""
+    agent = selectors.agent_state(agent_id, now=now, lock=lock)
+    if agent is None:
+        _create_from_default(agent_id)
+        agent = selectors.agent_state(agent_id, now=now, lock=lock)
+    duration = agent.allowance.max_job_duration
+    if duration and agent.oldest_running_at and agent.oldest_running_at < now - duration:
+        _overdue_jobs(now - duration).filter(agent_id=agent_id).update(
+            state=Job.State.EXPIRED, ended_at=now
+        )
+        agent = selectors.agent_state(agent_id, now=now, lock=lock)
+    return agent
+
+
+def _overdue_jobs(started_before: datetime) -> models.QuerySet[Job]:
+    return Job.objects.filter(state=Job.State.RUNNING, started_at__lt=started_before)
+
+
+def _create_from_default(agent_id: str) -> None:
+    default = AgentAllowance.objects.filter(agent_id=DEFAULT_AGENT_ID).first()
+    if default is None:
+        raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
+    limits = {field: getattr(default, field) for field in LIMIT_FIELDS}
+    limits["model_allowlist"] = list(default.model_allowlist)
+    # Two first requests of a new agent may race here; the unique constraint keeps one row.
+    AgentAllowance.objects.bulk_create(
+        [AgentAllowance(agent_id=agent_id, **limits)], ignore_conflicts=True
+    )
+
+
+def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
+    """What the first dispatch of this job answered; for a job first seen through a usage
+    report (never dispatched here) an admission reflecting the agent's usage now."""
+    if job.decision:
+        return QuotaCheckResult(**job.decision)
+    allowance = agent.allowance
+    return QuotaCheckResult(
+        allowed=True,
+        status=WARNING if is_near(agent.tokens_used, allowance.daily_token_limit) else OK,
+        remaining_tokens=remaining(allowance.daily_token_limit, agent.tokens_used),
+        remaining_jobs=remaining(allowance.daily_job_limit, agent.jobs_started),
+    )
+
+
+def _bump(
+    usage_model: type[models.Model],
+    key: dict[str, Any],
+    *,
+    add: dict[str, int] | None = None,
+    set_: dict[str, Any] | None = None,
+) -> None:
+    """Add to (or set) counters of one usage row, creating the row on its day's first write.
+
+    ``F()`` makes concurrent additions from different agents (to a model's or a repository's
+    row) add up instead of overwriting each other. The guard in the filter refuses an
+    addition that would overflow 64 bits, which the databases would otherwise reject with an
+    error (PostgreSQL) or silently turn into a float (SQLite).
+    """
+    add, set_ = add or {}, set_ or {}
+    if _update_usage(usage_model, key, add, set_):
+        return
+    try:
+        # A savepoint, because a concurrent first writer of the day may win the insert.
+        with transaction.atomic():
+            usage_model.objects.create(**key, **add, **set_)
+        return
+    except IntegrityError:
+        pass
+    if not _update_usage(usage_model, key, add, set_):
+        raise InvalidInput("this report would overflow a 64-bit usage counter", field="tokens_in")
+
+
+def _update_usage(usage_model, key, add: dict[str, int], set_: dict[str, Any]) -> bool:
+    guards = {f"{field}__lte": BIGINT_MAX - amount for field, amount in add.items()}
+    changes = {field: F(field) + amount for field, amount in add.items()}
+    return bool(usage_model.objects.filter(**key, **guards).update(**changes, **set_))
+
+
+def _validate(**values: str | None) -> None:
+    """Raise ``InvalidInput`` naming the first malformed field; None and "" mean "not given"
+    (the service functions decide which fields are required)."""
+    for field, value in values.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidInput(f"{field} must be text", field=field)
+        if field == "action":
+            if value not in ACTIONS:
+                raise InvalidInput("action must be 'pr', 'issue' or empty", field=field)
+        elif field == "event":
+            if value not in (Kind.JOB_STARTED, *FINAL_STATES):
+                raise InvalidInput(
+                    "event must be job_started, job_completed, job_failed or job_cancelled",
+                    field=field,
+                )
+        elif value or field in ("agent_id", "job_id"):
+            try:
+                ID_VALIDATORS[field](value)
+            except ValidationError as exc:
+                raise InvalidInput(exc.messages[0], field=field) from None
+
+
+def _validate_tokens(**counts: int) -> None:
+    for field, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BIGINT_MAX:
+            raise InvalidInput(
+                f"{field} must be a whole number from 0 to {BIGINT_MAX}", field=field
+            )
+    if sum(counts.values()) > BIGINT_MAX:
+        raise InvalidInput(
+            f"tokens_in + tokens_out must be at most {BIGINT_MAX}", field="tokens_out"
+        )
