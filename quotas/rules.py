@@ -32,6 +32,8 @@ class AgentState:
     jobs_started: int
     running_jobs: int
     oldest_running_at: datetime | None
+    existing_job_pk: int | None = None
+    overdue_jobs: int = 0
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ def allowances_with_usage(now: datetime) -> QuerySet[AgentAllowance]:
         jobs_today=_value_or_zero(usage, "jobs_started", IntegerField()),
         running_jobs=_count(running, "agent_id"),
         oldest_running_at=_earliest(running, "agent_id", "started_at"),
+        existing_job_pk=Value(None, output_field=BigIntegerField()),
+        overdue_jobs=Value(0, output_field=IntegerField()),
     )
 
 
@@ -69,19 +71,37 @@ def agent_state_from(allowance: AgentAllowance) -> AgentState:
         jobs_started=allowance.jobs_today,
         running_jobs=allowance.running_jobs,
         oldest_running_at=allowance.oldest_running_at,
+        existing_job_pk=allowance.existing_job_pk,
+        overdue_jobs=allowance.overdue_jobs,
     )
 
 
-def agent_state(agent_id: str, *, now: datetime, lock: bool = False) -> AgentState | None:
-    """Today's state of one agent, or None if it has no allowance of its own."""
+def agent_state(
+    agent_id: str, *, now: datetime, job_id: str = "", running_since: datetime | None = None
+) -> AgentState | None:
+    """Today's state of one agent, or None if it has no allowance of its own.
+
+    With ``job_id``, also whether the ledger already holds that job (saving a query when it
+    does not, the common case). With ``running_since``, running jobs started before it are
+    counted as overdue instead of running.
+    """
     queryset = allowances_with_usage(now).filter(agent_id=agent_id)
-    if lock:
-        queryset = queryset.select_for_update()
+    if job_id:
+        jobs = Job.objects.filter(agent_id=OuterRef("agent_id"), job_id=job_id)
+        queryset = queryset.annotate(existing_job_pk=Subquery(jobs.values("pk")[:1]))
+    if running_since is not None:
+        running = Job.objects.filter(agent_id=OuterRef("agent_id"), state=Job.State.RUNNING)
+        current = running.filter(started_at__gte=running_since)
+        queryset = queryset.annotate(
+            running_jobs=_count(current, "agent_id"),
+            oldest_running_at=_earliest(current, "agent_id", "started_at"),
+            overdue_jobs=_count(running.filter(started_at__lt=running_since), "agent_id"),
+        )
     allowance = queryset.first()
     return None if allowance is None else agent_state_from(allowance)
 
 
-def model_state(model: str, *, now: datetime, lock: bool = False) -> ModelState | None:
+def model_state(model: str, *, now: datetime) -> ModelState | None:
     """Today's usage of a model beside its quota, or None if the model has no quota."""
     if not model:
         return None
@@ -93,8 +113,6 @@ def model_state(model: str, *, now: datetime, lock: bool = False) -> ModelState 
         started_last_hour=_count(window, "model"),
         oldest_in_window=_earliest(window, "model", "started_at"),
     )
-    if lock:
-        queryset = queryset.select_for_update()
     quota = queryset.first()
     if quota is None:
         return None

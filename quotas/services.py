@@ -7,11 +7,10 @@ usage. Each write is one transaction: either every counter moves or none does.
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from quotas import selectors
@@ -36,6 +35,7 @@ from quotas.rules import (
     is_near,
     remaining,
 )
+from quotas.upserts import add_to_usage, lock_copy_of_default_allowance
 from quotas.validators import (
     BIGINT_MAX,
     DEFAULT_AGENT_ID,
@@ -60,14 +60,6 @@ ID_VALIDATORS = {
     "model": validate_model_id,
     "repo": validate_repo,
 }
-LIMIT_FIELDS = (
-    "daily_token_limit",
-    "daily_job_limit",
-    "concurrent_jobs",
-    "max_job_duration",
-    "model_allowlist",
-    "paused",
-)
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,7 @@ def check(
     """
     _validate(agent_id=agent_id, model=model, repo=repo, action=action)
     now = now or timezone.now()
-    agent = _agent(agent_id, now, lock=False)
+    agent = _agent_state(agent_id, now)
     return evaluate(
         agent=agent,
         model_name=model,
@@ -139,16 +131,24 @@ def dispatch(
     with transaction.atomic():
         # Locking the allowance row serializes every dispatch and report of this agent: two
         # dispatchers can never both take its last free slot or its last job of the day.
-        agent = _agent(agent_id, now, lock=True)
-        existing = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
-        if existing is not None:
-            return DispatchResult(_first_decision(existing, agent), existing, duplicate=True)
+        duration = _lock_agent(agent_id, now)
         # Locking the model quota does the same for the model's hourly limit across agents.
-        model_state = selectors.model_state(model, now=now, lock=True)
+        if model:
+            ModelQuota.objects.select_for_update().filter(model=model).values_list("pk").first()
+        # Read only now, with every lock held: under READ COMMITTED a statement sees what was
+        # committed before it began, so reading in the locking statement itself could miss
+        # the jobs that the transaction we waited for had just started.
+        running_since = now - duration if duration else None
+        agent = selectors.agent_state(agent_id, now=now, job_id=job_id, running_since=running_since)
+        if agent.overdue_jobs:
+            _expire(agent_id, running_since, now)
+        if agent.existing_job_pk is not None:
+            existing = Job.objects.get(pk=agent.existing_job_pk)
+            return DispatchResult(_first_decision(existing, agent), existing, duplicate=True)
         result = evaluate(
             agent=agent,
             model_name=model,
-            model=model_state,
+            model=selectors.model_state(model, now=now),
             repo_name=repo,
             repo=selectors.repo_state(repo, now=now),
             action="",
@@ -189,7 +189,7 @@ def record_usage(
     now = now or timezone.now()
     with transaction.atomic():
         # The allowance lock makes a retried report wait for the first one, then see it.
-        agent = _agent(agent_id, now, lock=True)
+        _lock_agent(agent_id, now)
         job = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
         if job is not None and job.model and model and model != job.model:
             raise UsageConflict(
@@ -208,8 +208,7 @@ def record_usage(
                 _start_job(job, **report)
         else:
             duplicate = _end_job(job, Kind(event), **report)
-        if not duplicate:
-            agent = selectors.agent_state(agent_id, now=now)
+        agent = selectors.agent_state(agent_id, now=now)
     return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
 
 
@@ -260,9 +259,11 @@ def _start_job(
     else:
         job.save(update_fields=["started_at"])
     period = day_start(now)
-    _bump(AgentUsage, {"agent_id": job.agent_id, "period_start": period}, add={"jobs_started": 1})
+    _count(
+        AgentUsage, {"agent_id": job.agent_id, "period_start": period}, now, add={"jobs_started": 1}
+    )
     if job.model:
-        _bump(ModelUsage, {"model": job.model, "period_start": period}, add={"requests": 1})
+        _count(ModelUsage, {"model": job.model, "period_start": period}, now, add={"requests": 1})
     _log(
         job,
         Kind.JOB_STARTED,
@@ -300,19 +301,26 @@ def _end_job(
     job.save()
     period = day_start(now)
     if tokens:
-        _bump(
+        _count(
             AgentUsage,
             {"agent_id": job.agent_id, "period_start": period},
+            now,
             add={"tokens_used": tokens},
         )
     if job.model and (tokens or cost):
-        _bump(
+        _count(
             ModelUsage,
             {"model": job.model, "period_start": period},
+            now,
             add={"tokens_used": tokens, "cost_microcents": cost},
         )
     if event == Kind.JOB_FAILED and job.repo:
-        _bump(RepoUsage, {"repo": job.repo, "period_start": period}, set_={"last_failure_at": now})
+        _count(
+            RepoUsage,
+            {"repo": job.repo, "period_start": period},
+            now,
+            set_={"last_failure_at": now},
+        )
     _log(
         job,
         event,
@@ -370,11 +378,11 @@ def record_repo_event(
     key = {"repo": repo, "period_start": day_start(now)}
     with transaction.atomic():
         if kind == Kind.PR_OPENED:
-            _bump(RepoUsage, key, add={"prs_opened": 1})
+            _count(RepoUsage, key, now, add={"prs_opened": 1})
         elif kind == Kind.ISSUE_OPENED:
-            _bump(RepoUsage, key, add={"issues_opened": 1})
+            _count(RepoUsage, key, now, add={"issues_opened": 1})
         else:
-            _bump(RepoUsage, key, set_={"last_failure_at": now})
+            _count(RepoUsage, key, now, set_={"last_failure_at": now})
         UsageEvent.objects.create(
             event=kind, agent_id=agent_id, timestamp=timestamp, received_at=now, **key
         )
@@ -490,36 +498,41 @@ def close_finished_days(*, now: datetime | None = None, dry_run: bool = False) -
 # Helpers
 
 
-def _agent(agent_id: str, now: datetime, *, lock: bool) -> AgentState:
-    """Today's state of the agent, created from the ``*`` default on first use, overdue jobs
-    expired so they no longer hold a slot."""
-    agent = selectors.agent_state(agent_id, now=now, lock=lock)
+def _agent_state(agent_id: str, now: datetime) -> AgentState:
+    """Today's state of the agent for a check (no locks): created from the ``*`` default on
+    first use, overdue jobs expired so that they no longer hold a slot."""
+    agent = selectors.agent_state(agent_id, now=now)
     if agent is None:
-        _create_from_default(agent_id)
-        agent = selectors.agent_state(agent_id, now=now, lock=lock)
+        lock_copy_of_default_allowance(agent_id, DEFAULT_AGENT_ID, now=now)
+        agent = selectors.agent_state(agent_id, now=now)
+        if agent is None:
+            raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
     duration = agent.allowance.max_job_duration
     if duration and agent.oldest_running_at and agent.oldest_running_at < now - duration:
-        _overdue_jobs(now - duration).filter(agent_id=agent_id).update(
-            state=Job.State.EXPIRED, ended_at=now
-        )
-        agent = selectors.agent_state(agent_id, now=now, lock=lock)
+        _expire(agent_id, now - duration, now)
+        agent = selectors.agent_state(agent_id, now=now)
     return agent
+
+
+def _lock_agent(agent_id: str, now: datetime) -> timedelta:
+    """Lock the agent's allowance row until the transaction ends, creating it from the ``*``
+    default on first use; return its maximum job duration."""
+    allowance = AgentAllowance.objects.select_for_update().filter(agent_id=agent_id).first()
+    if allowance is not None:
+        return allowance.max_job_duration
+    if not lock_copy_of_default_allowance(agent_id, DEFAULT_AGENT_ID, now=now):
+        raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
+    return timedelta(0)  # just created, or by a racing first request: no job can be overdue
+
+
+def _expire(agent_id: str, started_before: datetime, now: datetime) -> None:
+    _overdue_jobs(started_before).filter(agent_id=agent_id).update(
+        state=Job.State.EXPIRED, ended_at=now
+    )
 
 
 def _overdue_jobs(started_before: datetime) -> models.QuerySet[Job]:
     return Job.objects.filter(state=Job.State.RUNNING, started_at__lt=started_before)
-
-
-def _create_from_default(agent_id: str) -> None:
-    default = AgentAllowance.objects.filter(agent_id=DEFAULT_AGENT_ID).first()
-    if default is None:
-        raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
-    limits = {field: getattr(default, field) for field in LIMIT_FIELDS}
-    limits["model_allowlist"] = list(default.model_allowlist)
-    # Two first requests of a new agent may race here; the unique constraint keeps one row.
-    AgentAllowance.objects.bulk_create(
-        [AgentAllowance(agent_id=agent_id, **limits)], ignore_conflicts=True
-    )
 
 
 def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
@@ -536,38 +549,9 @@ def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
     )
 
 
-def _bump(
-    usage_model: type[models.Model],
-    key: dict[str, Any],
-    *,
-    add: dict[str, int] | None = None,
-    set_: dict[str, Any] | None = None,
-) -> None:
-    """Add to (or set) counters of one usage row, creating the row on its day's first write.
-
-    ``F()`` makes concurrent additions from different agents (to a model's or a repository's
-    row) add up instead of overwriting each other. The guard in the filter refuses an
-    addition that would overflow 64 bits, which the databases would otherwise reject with an
-    error (PostgreSQL) or silently turn into a float (SQLite).
-    """
-    add, set_ = add or {}, set_ or {}
-    if _update_usage(usage_model, key, add, set_):
-        return
-    try:
-        # A savepoint, because a concurrent first writer of the day may win the insert.
-        with transaction.atomic():
-            usage_model.objects.create(**key, **add, **set_)
-        return
-    except IntegrityError:
-        pass
-    if not _update_usage(usage_model, key, add, set_):
+def _count(usage_model, key, now: datetime, **changes) -> None:
+    if not add_to_usage(usage_model, key, now=now, **changes):
         raise InvalidInput("this report would overflow a 64-bit usage counter", field="tokens_in")
-
-
-def _update_usage(usage_model, key, add: dict[str, int], set_: dict[str, Any]) -> bool:
-    guards = {f"{field}__lte": BIGINT_MAX - amount for field, amount in add.items()}
-    changes = {field: F(field) + amount for field, amount in add.items()}
-    return bool(usage_model.objects.filter(**key, **guards).update(**changes, **set_))
 
 
 def _validate(**values: str | None) -> None:

@@ -1,0 +1,83 @@
+"""Two writes the ORM cannot express in one statement, in SQL that SQLite and PostgreSQL share.
+
+Both are ``INSERT ... ON CONFLICT``: atomic against a concurrent insert of the same key, so a
+new day's first reports (or a new agent's first requests) racing each other neither fail on
+the unique constraint nor lose an increment, and each costs one round trip.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, models
+
+from quotas.models import AgentAllowance
+from quotas.validators import BIGINT_MAX
+
+LIMIT_FIELDS = (
+    "daily_token_limit",
+    "daily_job_limit",
+    "concurrent_jobs",
+    "max_job_duration",
+    "model_allowlist",
+    "paused",
+)
+
+
+def add_to_usage(
+    usage_model: type[models.Model],
+    key: dict[str, Any],
+    *,
+    now: datetime,
+    add: dict[str, int] | None = None,
+    set_: dict[str, Any] | None = None,
+) -> bool:
+    """Add to (and set) counters of the usage row for ``key``, creating it if needed.
+
+    Returns False, changing nothing, if an addition would overflow 64 bits: PostgreSQL would
+    raise and SQLite would silently turn the counter into a float.
+    """
+    add, set_ = add or {}, set_ or {}
+    qn = connection.ops.quote_name
+    table = qn(usage_model._meta.db_table)
+    fields = [f for f in usage_model._meta.concrete_fields if not f.primary_key]
+    given = {**key, **add, **set_, "updated_at": now}
+    values = [
+        f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
+        for f in fields
+    ]
+    assignments = [f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in add]
+    assignments += [f"{qn(c)} = excluded.{qn(c)}" for c in [*set_, "updated_at"]]
+    guards = [f"{table}.{qn(c)} <= %s" for c in add] or ["1 = 1"]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({', '.join(qn(c) for c in key)}) DO UPDATE SET {', '.join(assignments)} "
+        f"WHERE {' AND '.join(guards)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *(BIGINT_MAX - amount for amount in add.values())])
+        return cursor.rowcount == 1
+
+
+def lock_copy_of_default_allowance(agent_id: str, default_id: str, *, now: datetime) -> bool:
+    """Give ``agent_id`` an allowance of its own copied from ``default_id``, and lock it.
+
+    Returns False if there is no default to copy. When two first requests of a new agent
+    race, the loser's no-op DO UPDATE waits for the winner, then locks the winner's row, so
+    both end up holding the lock, in turn, in one statement and without an error.
+    """
+    qn = connection.ops.quote_name
+    meta = AgentAllowance._meta
+    table = qn(meta.db_table)
+    columns = ", ".join(qn(meta.get_field(name).column) for name in LIMIT_FIELDS)
+    stamp = meta.get_field("created_at").get_db_prep_save(now, connection)
+    agent = qn("agent_id")
+    sql = (
+        f"INSERT INTO {table} ({agent}, {columns}, {qn('created_at')}, {qn('updated_at')}) "
+        f"SELECT %s, {columns}, %s, %s FROM {table} WHERE {agent} = %s "
+        f"ON CONFLICT ({agent}) DO UPDATE SET {agent} = excluded.{agent} "
+        f"RETURNING {qn('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [agent_id, stamp, stamp, default_id])
+        return cursor.fetchone() is not None

@@ -1,0 +1,139 @@
+"""Real threads, real connections: the limits hold and the books add up under contention.
+
+Each thread opens its own database connection. On PostgreSQL the allowance and model quota
+row locks serialize the deciders; on SQLite immediate transactions queue writers on the busy
+timeout, so none of these may fail with "database is locked".
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from quotas import services
+from quotas.models import AgentAllowance, AgentUsage, Job, ModelUsage, UsageEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_at_once(calls, workers):
+    """Run the calls on ``workers`` threads released together by a barrier; return the results
+    in the order of the calls. Each thread keeps one connection and closes it when done."""
+    chunks = [list(range(w, len(calls), workers)) for w in range(workers)]
+    barrier = threading.Barrier(workers)
+    results = [None] * len(calls)
+
+    def work(indexes):
+        try:
+            barrier.wait(timeout=30)
+            for i in indexes:
+                results[i] = calls[i]()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(work, chunk) for chunk in chunks]:
+            future.result()
+    return results
+
+
+def test_fifty_concurrent_dispatches_admit_exactly_the_concurrency_limit(make_allowance, now):
+    make_allowance(concurrent_jobs=3)
+    calls = [
+        lambda i=i: services.dispatch(agent_id="agent-1", job_id=f"job-{i}", now=now)
+        for i in range(50)
+    ]
+    outcomes = run_at_once(calls, workers=50)
+    admitted = [o for o in outcomes if o.result.allowed]
+    assert len(admitted) == 3
+    assert {o.result.reason for o in outcomes if not o.result.allowed} == {
+        "concurrent job limit reached"
+    }
+    assert Job.objects.filter(state="running").count() == 3
+    assert AgentUsage.objects.get().jobs_started == 3
+
+
+def test_concurrent_dispatches_never_pass_the_daily_job_limit(make_allowance, now):
+    make_allowance(daily_job_limit=7)
+    calls = [
+        lambda i=i: services.dispatch(agent_id="agent-1", job_id=f"job-{i}", now=now)
+        for i in range(40)
+    ]
+    outcomes = run_at_once(calls, workers=40)
+    assert sum(o.result.allowed for o in outcomes) == 7
+    assert AgentUsage.objects.get().jobs_started == 7
+
+
+def test_concurrent_dispatches_of_many_agents_share_the_models_hourly_limit(
+    make_allowance, make_model_quota, now
+):
+    for a in range(10):
+        make_allowance(f"agent-{a}")
+    make_model_quota(hourly_rate_limit=12)
+    calls = [
+        lambda a=a, j=j: services.dispatch(
+            agent_id=f"agent-{a}", job_id=f"job-{j}", model="claude-sonnet", now=now
+        )
+        for a in range(10)
+        for j in range(4)
+    ]
+    outcomes = run_at_once(calls, workers=40)
+    assert sum(o.result.allowed for o in outcomes) == 12
+    assert ModelUsage.objects.get().requests == 12
+    assert Job.objects.filter(model="claude-sonnet").count() == 12
+
+
+def test_the_same_job_dispatched_concurrently_is_started_once(make_allowance, now):
+    make_allowance()
+    calls = [lambda: services.dispatch(agent_id="agent-1", job_id="same", now=now)] * 20
+    outcomes = run_at_once(calls, workers=20)
+    assert all(o.result.allowed for o in outcomes)
+    assert sum(not o.duplicate for o in outcomes) == 1
+    assert (Job.objects.count(), AgentUsage.objects.get().jobs_started) == (1, 1)
+
+
+def test_a_thousand_concurrent_completions_add_up_exactly(make_allowance, make_model_quota, now):
+    make_allowance()
+    make_model_quota(input_price_per_mtok=1)
+    calls = [
+        lambda i=i: services.record_usage(
+            agent_id="agent-1",
+            job_id=f"job-{i}",
+            event="job_completed",
+            model="claude-sonnet",
+            tokens_in=4,
+            tokens_out=3,
+            now=now,
+        )
+        for i in range(1000)
+    ]
+    outcomes = run_at_once(calls, workers=16)
+    assert not any(o.duplicate for o in outcomes)
+    assert AgentUsage.objects.get().tokens_used == 7000
+    model = ModelUsage.objects.get()
+    assert (model.tokens_used, model.cost_microcents) == (7000, 1000 * 400)
+    assert UsageEvent.objects.count() == 1000
+
+
+def test_concurrent_retries_of_one_report_count_once(make_allowance, now):
+    make_allowance()
+    calls = [
+        lambda: services.record_usage(
+            agent_id="agent-1", job_id="job-1", event="job_completed", tokens_in=5, now=now
+        )
+    ] * 20
+    outcomes = run_at_once(calls, workers=20)
+    assert sum(not o.duplicate for o in outcomes) == 1
+    assert AgentUsage.objects.get().tokens_used == 5
+
+
+def test_a_new_agents_first_requests_racing_create_one_allowance(make_allowance, now):
+    make_allowance("*", concurrent_jobs=2)
+    calls = [
+        lambda i=i: services.dispatch(agent_id="newcomer", job_id=f"j{i}", now=now)
+        for i in range(20)
+    ]
+    outcomes = run_at_once(calls, workers=20)
+    assert AgentAllowance.objects.filter(agent_id="newcomer").count() == 1
+    assert sum(o.result.allowed for o in outcomes) == 2

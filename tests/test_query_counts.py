@@ -1,0 +1,227 @@
+"""Each operation costs a fixed number of SQL queries, however much history is stored.
+
+These run outside the per-test transaction (transaction=True) so that the counts are those of
+production, without the savepoints a test transaction would add. BEGIN and COMMIT count.
+"""
+
+from datetime import timedelta
+
+import pytest
+
+from quotas import services
+from quotas.models import (
+    AgentAllowance,
+    AgentUsage,
+    Job,
+    ModelQuota,
+    ModelUsage,
+    RepoLimit,
+    RepoUsage,
+)
+from quotas.periods import day_start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHECK_BUDGET = 6
+WRITE_BUDGET = 12
+
+
+def load_history(now, agents=40, days=30, jobs_per_agent=10):
+    """Many agents, days of usage and finished jobs, none of which today's checks may scan."""
+    AgentAllowance.objects.bulk_create(
+        AgentAllowance(agent_id=f"bulk-{a}", daily_token_limit=10**6) for a in range(agents)
+    )
+    AgentUsage.objects.bulk_create(
+        AgentUsage(
+            agent_id=f"bulk-{a}", period_start=day_start(now - timedelta(days=d)), tokens_used=d
+        )
+        for a in range(agents)
+        for d in range(1, days)
+    )
+    ModelUsage.objects.bulk_create(
+        ModelUsage(
+            model="claude-sonnet", period_start=day_start(now - timedelta(days=d)), tokens_used=d
+        )
+        for d in range(1, days)
+    )
+    RepoUsage.objects.bulk_create(
+        RepoUsage(
+            repo="octo-org/api", period_start=day_start(now - timedelta(days=d)), prs_opened=1
+        )
+        for d in range(1, days)
+    )
+    Job.objects.bulk_create(
+        Job(
+            agent_id=f"bulk-{a}",
+            job_id=f"old-{j}",
+            model="claude-sonnet",
+            state="completed",
+            started_at=now - timedelta(days=1, minutes=j),
+        )
+        for a in range(agents)
+        for j in range(jobs_per_agent)
+    )
+
+
+@pytest.fixture
+def limits(now):
+    AgentAllowance.objects.create(
+        agent_id="agent-1",
+        daily_token_limit=10**6,
+        daily_job_limit=100,
+        concurrent_jobs=50,
+        max_job_duration=timedelta(hours=1),
+        model_allowlist=["claude-sonnet"],
+    )
+    ModelQuota.objects.create(
+        model="claude-sonnet",
+        daily_token_budget=10**9,
+        hourly_rate_limit=1000,
+        cost_ceiling=10**6,
+        input_price_per_mtok=3,
+        output_price_per_mtok=15,
+    )
+    RepoLimit.objects.create(
+        repo="octo-org/api",
+        max_daily_prs=50,
+        max_daily_issues=50,
+        cooldown_after_failure=timedelta(minutes=5),
+    )
+
+
+def full_check(now):
+    return services.check(
+        agent_id="agent-1", model="claude-sonnet", repo="octo-org/api", action="pr", now=now
+    )
+
+
+@pytest.mark.parametrize("history", [False, True], ids=["empty", "with-history"])
+def test_check_costs_three_queries(limits, now, history, django_assert_num_queries):
+    if history:
+        load_history(now)
+    services.dispatch(
+        agent_id="agent-1", job_id="warm", model="claude-sonnet", repo="octo-org/api", now=now
+    )
+    with django_assert_num_queries(3):  # agent, model, repo: one each
+        assert full_check(now).allowed is True
+
+
+def test_check_of_a_new_agent_from_the_default_stays_within_budget(
+    limits, now, django_assert_max_num_queries
+):
+    AgentAllowance.objects.create(agent_id="*", daily_token_limit=10)
+    with django_assert_max_num_queries(CHECK_BUDGET):
+        result = services.check(
+            agent_id="newcomer", model="claude-sonnet", repo="octo-org/api", now=now
+        )
+    assert (result.allowed, result.remaining_tokens) == (True, 10)
+
+
+def test_check_that_expires_an_overdue_job_stays_within_budget(
+    limits, now, django_assert_max_num_queries
+):
+    services.dispatch(agent_id="agent-1", job_id="old", now=now - timedelta(hours=2))
+    with django_assert_max_num_queries(CHECK_BUDGET):
+        assert full_check(now).allowed is True
+    assert Job.objects.get(job_id="old").state == "expired"
+
+
+@pytest.mark.parametrize("history", [False, True], ids=["empty", "with-history"])
+def test_dispatch_stays_within_budget(limits, now, history, django_assert_max_num_queries):
+    if history:
+        load_history(now)
+    # The first write of the day creates the usage rows; measure a later, ordinary dispatch.
+    services.dispatch(
+        agent_id="agent-1", job_id="first", model="claude-sonnet", repo="octo-org/api", now=now
+    )
+    with django_assert_max_num_queries(WRITE_BUDGET) as captured:
+        outcome = services.dispatch(
+            agent_id="agent-1", job_id="second", model="claude-sonnet", repo="octo-org/api", now=now
+        )
+    assert outcome.result.allowed is True
+    # BEGIN, lock agent, lock model, agent state (with the job lookup), model state, repo,
+    # job insert, agent usage, model usage, event, COMMIT
+    assert len(captured) == 11
+
+
+def test_first_dispatch_of_the_day_stays_within_budget(limits, now, django_assert_max_num_queries):
+    with django_assert_max_num_queries(WRITE_BUDGET):
+        outcome = services.dispatch(
+            agent_id="agent-1", job_id="first", model="claude-sonnet", repo="octo-org/api", now=now
+        )
+    assert outcome.result.allowed is True
+
+
+def test_dispatch_that_expires_an_overdue_job_stays_within_budget(
+    limits, now, django_assert_max_num_queries
+):
+    services.dispatch(
+        agent_id="agent-1", job_id="old", model="claude-sonnet", now=now - timedelta(hours=2)
+    )
+    with django_assert_max_num_queries(WRITE_BUDGET):
+        outcome = services.dispatch(
+            agent_id="agent-1", job_id="new", model="claude-sonnet", repo="octo-org/api", now=now
+        )
+    assert outcome.result.allowed is True
+    assert Job.objects.get(job_id="old").state == "expired"
+
+
+def test_first_dispatch_of_a_new_agent_stays_within_budget(
+    limits, now, django_assert_max_num_queries
+):
+    AgentAllowance.objects.create(agent_id="*", concurrent_jobs=1)
+    with django_assert_max_num_queries(WRITE_BUDGET):
+        outcome = services.dispatch(
+            agent_id="newcomer", job_id="first", model="claude-sonnet", repo="octo-org/api", now=now
+        )
+    assert outcome.result.allowed is True
+    assert AgentAllowance.objects.get(agent_id="newcomer").concurrent_jobs == 1
+
+
+@pytest.mark.parametrize("event", ["job_completed", "job_failed", "job_cancelled"])
+def test_usage_report_stays_within_budget(limits, now, event, django_assert_max_num_queries):
+    load_history(now)
+    for job_id in ("first", "second"):
+        services.dispatch(
+            agent_id="agent-1", job_id=job_id, model="claude-sonnet", repo="octo-org/api", now=now
+        )
+    services.record_usage(
+        agent_id="agent-1", job_id="first", event="job_failed", tokens_in=5, now=now
+    )
+    with django_assert_max_num_queries(WRITE_BUDGET):
+        outcome = services.record_usage(
+            agent_id="agent-1",
+            job_id="second",
+            event=event,
+            model="claude-sonnet",
+            tokens_in=1000,
+            tokens_out=10,
+            now=now,
+        )
+    assert outcome.duplicate is False
+
+
+def test_first_report_of_a_new_agent_stays_within_budget(
+    limits, now, django_assert_max_num_queries
+):
+    AgentAllowance.objects.create(agent_id="*")
+    with django_assert_max_num_queries(WRITE_BUDGET):
+        outcome = services.record_usage(
+            agent_id="newcomer",
+            job_id="j",
+            event="job_completed",
+            model="claude-sonnet",
+            tokens_in=7,
+            now=now,
+        )
+    assert outcome.usage.tokens_used == 7
+
+
+def test_duplicate_report_costs_two_queries(limits, now, django_assert_num_queries):
+    services.record_usage(
+        agent_id="agent-1", job_id="j", event="job_completed", tokens_in=7, now=now
+    )
+    with django_assert_num_queries(5):  # BEGIN, lock agent, the job, agent state, COMMIT
+        assert services.record_usage(
+            agent_id="agent-1", job_id="j", event="job_completed", tokens_in=7, now=now
+        ).duplicate
