@@ -162,83 +162,89 @@ class RepoLimit(models.Model):
         return self.repo
 
 
-class AgentUsage(models.Model):
-    """What one agent used in one quota day. Rows of past days are kept as history."""
+class DailyUsage(models.Model):
+    """Usage of one subject (agent, model or repository) in one quota day.
 
-    agent_id = models.CharField(max_length=ID_MAX_LENGTH)
+    Rows of past days are kept as history; the day that is over simply stops being today.
+    """
+
     period_start = models.DateTimeField(
         help_text="Midnight, in QUOTAS_TIME_ZONE, that began the day."
     )
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the reset command closed out the finished day."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    subject_field = ""
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{getattr(self, self.subject_field)} on {self.period_start:%Y-%m-%d}"
+
+
+def daily_usage_constraints(name: str, subject: str, *counters: str) -> list:
+    """One row per subject and day, and no negative counter."""
+    return [
+        models.UniqueConstraint(fields=[subject, "period_start"], name=f"{name}_day_unique"),
+        *non_negative(name, *counters),
+    ]
+
+
+class AgentUsage(DailyUsage):
+    """What one agent used in one quota day."""
+
+    agent_id = models.CharField(max_length=ID_MAX_LENGTH)
     tokens_used = counter(big=True)
     jobs_started = counter()
-    closed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+
+    subject_field = "agent_id"
 
     class Meta:
         ordering = ["-period_start", "agent_id"]
         verbose_name_plural = "agent usage"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["agent_id", "period_start"], name="agent_usage_agent_period_unique"
-            ),
-            *non_negative("agent_usage", "tokens_used", "jobs_started"),
-        ]
+        constraints = daily_usage_constraints(
+            "agent_usage", "agent_id", "tokens_used", "jobs_started"
+        )
         indexes = [models.Index(fields=["period_start"], name="agent_usage_period_idx")]
 
-    def __str__(self) -> str:
-        return f"{self.agent_id} on {self.period_start:%Y-%m-%d}"
 
-
-class ModelUsage(models.Model):
+class ModelUsage(DailyUsage):
     """What all agents together used of one model in one quota day."""
 
     model = models.CharField(max_length=ID_MAX_LENGTH)
-    period_start = models.DateTimeField()
     tokens_used = counter(big=True)
     cost_microcents = counter("Millionths of a US cent, so that sums stay exact.", big=True)
     requests = counter("Jobs started on this model during the day.")
-    closed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+
+    subject_field = "model"
 
     class Meta:
         ordering = ["-period_start", "model"]
         verbose_name_plural = "model usage"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["model", "period_start"], name="model_usage_model_period_unique"
-            ),
-            *non_negative("model_usage", "tokens_used", "cost_microcents", "requests"),
-        ]
+        constraints = daily_usage_constraints(
+            "model_usage", "model", "tokens_used", "cost_microcents", "requests"
+        )
         indexes = [models.Index(fields=["period_start"], name="model_usage_period_idx")]
 
-    def __str__(self) -> str:
-        return f"{self.model} on {self.period_start:%Y-%m-%d}"
 
-
-class RepoUsage(models.Model):
+class RepoUsage(DailyUsage):
     """What agents did on one repository in one quota day."""
 
     repo = models.CharField(max_length=ID_MAX_LENGTH)
-    period_start = models.DateTimeField()
     prs_opened = counter()
     issues_opened = counter()
     last_failure_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+
+    subject_field = "repo"
 
     class Meta:
         ordering = ["-period_start", "repo"]
         verbose_name_plural = "repo usage"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["repo", "period_start"], name="repo_usage_repo_period_unique"
-            ),
-            *non_negative("repo_usage", "prs_opened", "issues_opened"),
-        ]
+        constraints = daily_usage_constraints("repo_usage", "repo", "prs_opened", "issues_opened")
         indexes = [models.Index(fields=["period_start"], name="repo_usage_period_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.repo} on {self.period_start:%Y-%m-%d}"
 
 
 class JobState(models.TextChoices):

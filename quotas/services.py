@@ -161,7 +161,7 @@ def dispatch(
         job = Job(
             agent_id=agent_id, job_id=job_id, model=model, repo=repo, decision=result.as_dict()
         )
-        _start_job(job, now=now, timestamp=None, tokens_in=0, tokens_out=0)
+        _start_job(job, Report(now))
         return DispatchResult(result, job)
 
 
@@ -196,18 +196,13 @@ def record_usage(
                 f"job {job_id} was started on model {job.model}, not {model}", field="model"
             )
         job = job or Job(agent_id=agent_id, job_id=job_id, model=model)
-        report = {
-            "now": now,
-            "timestamp": timestamp,
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
-        }
+        report = Report(now, timestamp, tokens_in, tokens_out)
         if event == Kind.JOB_STARTED:
             duplicate = job.started_at is not None
             if not duplicate:
-                _start_job(job, **report)
+                _start_job(job, report)
         else:
-            duplicate = _end_job(job, Kind(event), **report)
+            duplicate = _end_job(job, Kind(event), report)
         agent = selectors.agent_state(agent_id, now=now)
     return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
 
@@ -248,43 +243,31 @@ def _cost_microcents(quota: ModelQuota | None, tokens_in: int, tokens_out: int) 
     return cost
 
 
-def _start_job(
-    job: Job, *, now: datetime, timestamp: datetime | None, tokens_in: int, tokens_out: int
-) -> None:
+@dataclass(frozen=True)
+class Report:
+    """A usage report as received: the server's clock, the reporter's timestamp, its tokens."""
+
+    now: datetime
+    timestamp: datetime | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+def _start_job(job: Job, report: Report) -> None:
     """Count a start: the job runs (unless its final report came first), jobs +1, requests +1."""
-    job.started_at = now
+    job.started_at = report.now
     if job.pk is None:
         job.state = Job.State.RUNNING
         job.save()
     else:
         job.save(update_fields=["started_at"])
-    period = day_start(now)
-    _count(
-        AgentUsage, {"agent_id": job.agent_id, "period_start": period}, now, add={"jobs_started": 1}
-    )
+    _count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id)
     if job.model:
-        _count(ModelUsage, {"model": job.model, "period_start": period}, now, add={"requests": 1})
-    _log(
-        job,
-        Kind.JOB_STARTED,
-        now,
-        timestamp,
-        tokens_in,
-        tokens_out,
-        jobs_delta=1,
-        requests_delta=1 if job.model else 0,
-    )
+        _count(ModelUsage, report, add={"requests": 1}, model=job.model)
+    _log(job, Kind.JOB_STARTED, report, jobs_delta=1, requests_delta=1 if job.model else 0)
 
 
-def _end_job(
-    job: Job,
-    event: Kind,
-    *,
-    now: datetime,
-    timestamp: datetime | None,
-    tokens_in: int,
-    tokens_out: int,
-) -> bool:
+def _end_job(job: Job, event: Kind, report: Report) -> bool:
     """Charge a final report; return True if it was a duplicate and changed nothing."""
     final_state = FINAL_STATES[event]
     if job.state == final_state:
@@ -294,40 +277,26 @@ def _end_job(
             f"job {job.job_id} already ended as {job.state}; {event} cannot change that"
         )
     quota = ModelQuota.objects.filter(model=job.model).first() if job.model else None
-    tokens, cost = job_charge(event, tokens_in, tokens_out, quota)
-    job.state, job.ended_at = final_state, now
-    job.tokens_in, job.tokens_out = tokens_in, tokens_out
+    tokens, cost = job_charge(event, report.tokens_in, report.tokens_out, quota)
+    job.state, job.ended_at = final_state, report.now
+    job.tokens_in, job.tokens_out = report.tokens_in, report.tokens_out
     job.tokens_charged, job.cost_charged_microcents = tokens, cost
     job.save()
-    period = day_start(now)
     if tokens:
-        _count(
-            AgentUsage,
-            {"agent_id": job.agent_id, "period_start": period},
-            now,
-            add={"tokens_used": tokens},
-        )
+        _count(AgentUsage, report, add={"tokens_used": tokens}, agent_id=job.agent_id)
     if job.model and (tokens or cost):
         _count(
             ModelUsage,
-            {"model": job.model, "period_start": period},
-            now,
+            report,
             add={"tokens_used": tokens, "cost_microcents": cost},
+            model=job.model,
         )
     if event == Kind.JOB_FAILED and job.repo:
-        _count(
-            RepoUsage,
-            {"repo": job.repo, "period_start": period},
-            now,
-            set_={"last_failure_at": now},
-        )
+        _count(RepoUsage, report, set_={"last_failure_at": report.now}, repo=job.repo)
     _log(
         job,
         event,
-        now,
-        timestamp,
-        tokens_in,
-        tokens_out,
+        report,
         tokens_delta=tokens,
         model_tokens_delta=tokens,
         cost_delta_microcents=cost,
@@ -335,26 +304,18 @@ def _end_job(
     return False
 
 
-def _log(
-    job: Job,
-    event: Kind,
-    now: datetime,
-    timestamp: datetime | None,
-    tokens_in: int,
-    tokens_out: int,
-    **deltas: int,
-) -> None:
+def _log(job: Job, event: Kind, report: Report, **deltas: int) -> None:
     UsageEvent.objects.create(
         event=event,
         agent_id=job.agent_id,
         job_id=job.job_id,
         model=job.model,
         repo=job.repo,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        timestamp=timestamp,
-        received_at=now,
-        period_start=day_start(now),
+        tokens_in=report.tokens_in,
+        tokens_out=report.tokens_out,
+        timestamp=report.timestamp,
+        received_at=report.now,
+        period_start=day_start(report.now),
         **deltas,
     )
 
@@ -375,16 +336,21 @@ def record_repo_event(
     if kind not in REPO_EVENTS:
         raise InvalidInput(f"kind must be one of: {', '.join(REPO_EVENTS)}", field="kind")
     now = now or timezone.now()
-    key = {"repo": repo, "period_start": day_start(now)}
+    report = Report(now, timestamp)
     with transaction.atomic():
         if kind == Kind.PR_OPENED:
-            _count(RepoUsage, key, now, add={"prs_opened": 1})
+            _count(RepoUsage, report, add={"prs_opened": 1}, repo=repo)
         elif kind == Kind.ISSUE_OPENED:
-            _count(RepoUsage, key, now, add={"issues_opened": 1})
+            _count(RepoUsage, report, add={"issues_opened": 1}, repo=repo)
         else:
-            _count(RepoUsage, key, now, set_={"last_failure_at": now})
+            _count(RepoUsage, report, set_={"last_failure_at": now}, repo=repo)
         UsageEvent.objects.create(
-            event=kind, agent_id=agent_id, timestamp=timestamp, received_at=now, **key
+            event=kind,
+            agent_id=agent_id,
+            repo=repo,
+            timestamp=timestamp,
+            received_at=now,
+            period_start=day_start(now),
         )
     return repo_usage_record(repo=repo, now=now)
 
@@ -549,8 +515,10 @@ def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
     )
 
 
-def _count(usage_model, key, now: datetime, **changes) -> None:
-    if not add_to_usage(usage_model, key, now=now, **changes):
+def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> None:
+    """Change the usage row of ``subject`` (agent_id=, model= or repo=) for the report's day."""
+    key = {**subject, "period_start": day_start(report.now)}
+    if not add_to_usage(usage_model, key, now=report.now, add=add, set_=set_):
         raise InvalidInput("this report would overflow a 64-bit usage counter", field="tokens_in")
 
 

@@ -92,3 +92,14 @@ def test_debug_runs_without_a_secret_key():
     result = load_settings(DEBUG="on")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "True"
+
+
+def test_sqlite_runs_in_wal_mode_with_immediate_transactions(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite settings")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert connection.transaction_mode == "IMMEDIATE"
