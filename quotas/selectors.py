@@ -4,6 +4,7 @@ Every figure comes from a correlated subquery on a unique or partial index, so t
 check does not grow with the number of agents, jobs or days stored.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import (
@@ -17,7 +18,9 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from quotas.exceptions import AllowanceNotFound, InvalidInput
 from quotas.models import (
     AgentAllowance,
     AgentUsage,
@@ -28,7 +31,8 @@ from quotas.models import (
     RepoUsage,
 )
 from quotas.periods import day_start
-from quotas.rules import HOUR, AgentState, ModelState, RepoState
+from quotas.rules import HOUR, AgentState, ModelState, RepoState, UsageRecord
+from quotas.validators import require_valid
 
 
 def _value_or_zero(queryset: QuerySet, field: str, output_field) -> Coalesce:
@@ -150,4 +154,72 @@ def repo_state(repo: str, *, now: datetime) -> RepoState | None:
         prs_opened=limit.prs_today,
         issues_opened=limit.issues_today,
         last_failure_at=limit.last_failure_at,
+    )
+
+
+@dataclass(frozen=True)
+class RepoUsageRecord:
+    repo: str
+    prs_opened: int
+    issues_opened: int
+    cooldown_until: datetime | None
+    period_start: datetime
+
+
+@dataclass(frozen=True)
+class ModelUsageRecord:
+    model: str
+    tokens_used: int
+    cost_microcents: int
+    requests_last_hour: int
+    period_start: datetime
+
+
+def usage_record(*, agent_id: str, now: datetime | None = None) -> UsageRecord:
+    """The agent's usage today beside its limits. Reading never creates an allowance."""
+    require_valid(agent_id=agent_id)
+    now = now or timezone.now()
+    agent = agent_state(agent_id, now=now)
+    if agent is None:
+        raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
+    return UsageRecord.of(agent, day_start(now))
+
+
+def repo_usage_record(*, repo: str, now: datetime | None = None) -> RepoUsageRecord:
+    """A repository's PRs and issues today and the end of its cooldown, if one is running."""
+    require_valid(repo=repo)
+    now = now or timezone.now()
+    state = repo_state(repo, now=now)
+    if state is None:
+        today = RepoUsage.objects.filter(repo=repo, period_start=day_start(now)).first()
+        return RepoUsageRecord(
+            repo,
+            today.prs_opened if today else 0,
+            today.issues_opened if today else 0,
+            None,
+            day_start(now),
+        )
+    cooldown_until = None
+    if state.last_failure_at and state.limit.cooldown_after_failure:
+        cooldown_until = state.last_failure_at + state.limit.cooldown_after_failure
+        cooldown_until = cooldown_until if cooldown_until > now else None
+    return RepoUsageRecord(
+        repo, state.prs_opened, state.issues_opened, cooldown_until, day_start(now)
+    )
+
+
+def model_usage_record(*, model: str, now: datetime | None = None) -> ModelUsageRecord:
+    """A model's tokens and cost today and the jobs started on it in the last 60 minutes."""
+    require_valid(model=model)
+    if not model:
+        raise InvalidInput("model is required", field="model")
+    now = now or timezone.now()
+    today = ModelUsage.objects.filter(model=model, period_start=day_start(now)).first()
+    started = Job.objects.filter(model=model, started_at__gt=now - HOUR).count()
+    return ModelUsageRecord(
+        model=model,
+        tokens_used=today.tokens_used if today else 0,
+        cost_microcents=today.cost_microcents if today else 0,
+        requests_last_hour=started,
+        period_start=day_start(now),
     )

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -39,14 +38,11 @@ from quotas.upserts import add_to_usage, lock_copy_of_default_allowance
 from quotas.validators import (
     BIGINT_MAX,
     DEFAULT_AGENT_ID,
-    validate_agent_id,
-    validate_job_id,
-    validate_model_id,
-    validate_repo,
+    require_token_counts,
+    require_valid,
 )
 
 Kind = UsageEvent.Kind
-ACTIONS = ("", "pr", "issue")
 FINAL_STATES = {
     Kind.JOB_COMPLETED: Job.State.COMPLETED,
     Kind.JOB_FAILED: Job.State.FAILED,
@@ -54,12 +50,6 @@ FINAL_STATES = {
 }
 ENDED_STATES = frozenset(FINAL_STATES.values())
 REPO_EVENTS = (Kind.PR_OPENED, Kind.ISSUE_OPENED, Kind.REPO_FAILURE)
-ID_VALIDATORS = {
-    "agent_id": validate_agent_id,
-    "job_id": validate_job_id,
-    "model": validate_model_id,
-    "repo": validate_repo,
-}
 
 
 @dataclass(frozen=True)
@@ -75,16 +65,7 @@ class UsageResult:
     usage: UsageRecord
 
 
-@dataclass(frozen=True)
-class RepoUsageRecord:
-    repo: str
-    prs_opened: int
-    issues_opened: int
-    cooldown_until: datetime | None
-    period_start: datetime
-
-
-# Reads and decisions
+# Decisions
 
 
 def check(
@@ -94,7 +75,7 @@ def check(
 
     A refusal is an answer, not an error; an unknown agent raises ``AllowanceNotFound``.
     """
-    _validate(agent_id=agent_id, model=model, repo=repo, action=action)
+    require_valid(agent_id=agent_id, model=model, repo=repo, action=action)
     now = now or timezone.now()
     agent = _agent_state(agent_id, now)
     return evaluate(
@@ -108,16 +89,6 @@ def check(
     )
 
 
-def usage_record(*, agent_id: str, now: datetime | None = None) -> UsageRecord:
-    """The agent's usage today beside its limits. Reading never creates an allowance."""
-    _validate(agent_id=agent_id)
-    now = now or timezone.now()
-    agent = selectors.agent_state(agent_id, now=now)
-    if agent is None:
-        raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
-    return UsageRecord.of(agent, day_start(now))
-
-
 def dispatch(
     *, agent_id: str, job_id: str, model: str = "", repo: str = "", now: datetime | None = None
 ) -> DispatchResult:
@@ -126,7 +97,7 @@ def dispatch(
     The same ``job_id`` again returns the first admission and counts nothing twice. A refusal
     records nothing, so the dispatcher may retry the same ``job_id`` once the refusal clears.
     """
-    _validate(agent_id=agent_id, job_id=job_id, model=model, repo=repo)
+    require_valid(agent_id=agent_id, job_id=job_id, model=model, repo=repo)
     now = now or timezone.now()
     with transaction.atomic():
         # Locking the allowance row serializes every dispatch and report of this agent: two
@@ -184,8 +155,8 @@ def record_usage(
     The same (agent, job, event) again changes nothing and says so; a different final event
     for a job that has already ended raises ``UsageConflict``.
     """
-    _validate(agent_id=agent_id, job_id=job_id, model=model, event=event)
-    _validate_tokens(tokens_in=tokens_in, tokens_out=tokens_out)
+    require_valid(agent_id=agent_id, job_id=job_id, model=model, event=event)
+    require_token_counts(tokens_in=tokens_in, tokens_out=tokens_out)
     now = now or timezone.now()
     with transaction.atomic():
         # The allowance lock makes a retried report wait for the first one, then see it.
@@ -330,9 +301,9 @@ def record_repo_event(
     agent_id: str = "",
     timestamp: datetime | None = None,
     now: datetime | None = None,
-) -> RepoUsageRecord:
+) -> selectors.RepoUsageRecord:
     """Count a PR or issue an agent opened, or start a repository's cooldown after a failure."""
-    _validate(repo=repo, agent_id=agent_id or None)
+    require_valid(repo=repo, agent_id=agent_id or None)
     if kind not in REPO_EVENTS:
         raise InvalidInput(f"kind must be one of: {', '.join(REPO_EVENTS)}", field="kind")
     now = now or timezone.now()
@@ -352,30 +323,7 @@ def record_repo_event(
             received_at=now,
             period_start=day_start(now),
         )
-    return repo_usage_record(repo=repo, now=now)
-
-
-def repo_usage_record(*, repo: str, now: datetime | None = None) -> RepoUsageRecord:
-    """A repository's PRs and issues today and the end of its cooldown, if one is running."""
-    _validate(repo=repo)
-    now = now or timezone.now()
-    state = selectors.repo_state(repo, now=now)
-    if state is None:
-        today = RepoUsage.objects.filter(repo=repo, period_start=day_start(now)).first()
-        return RepoUsageRecord(
-            repo,
-            today.prs_opened if today else 0,
-            today.issues_opened if today else 0,
-            None,
-            day_start(now),
-        )
-    cooldown_until = None
-    if state.last_failure_at and state.limit.cooldown_after_failure:
-        cooldown_until = state.last_failure_at + state.limit.cooldown_after_failure
-        cooldown_until = cooldown_until if cooldown_until > now else None
-    return RepoUsageRecord(
-        repo, state.prs_opened, state.issues_opened, cooldown_until, day_start(now)
-    )
+    return selectors.repo_usage_record(repo=repo, now=now)
 
 
 # Resets and housekeeping
@@ -397,7 +345,7 @@ def reset_usage(
             Q(tokens_used__gt=0) | Q(jobs_started__gt=0)
         )
         if agent_id is not None:
-            _validate(agent_id=agent_id)
+            require_valid(agent_id=agent_id)
             # Same lock as dispatch and reports, so a reset never interleaves with them.
             if not AgentAllowance.objects.select_for_update().filter(agent_id=agent_id).exists():
                 raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
@@ -520,39 +468,3 @@ def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) 
     key = {**subject, "period_start": day_start(report.now)}
     if not add_to_usage(usage_model, key, now=report.now, add=add, set_=set_):
         raise InvalidInput("this report would overflow a 64-bit usage counter", field="tokens_in")
-
-
-def _validate(**values: str | None) -> None:
-    """Raise ``InvalidInput`` naming the first malformed field; None and "" mean "not given"
-    (the service functions decide which fields are required)."""
-    for field, value in values.items():
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise InvalidInput(f"{field} must be text", field=field)
-        if field == "action":
-            if value not in ACTIONS:
-                raise InvalidInput("action must be 'pr', 'issue' or empty", field=field)
-        elif field == "event":
-            if value not in (Kind.JOB_STARTED, *FINAL_STATES):
-                raise InvalidInput(
-                    "event must be job_started, job_completed, job_failed or job_cancelled",
-                    field=field,
-                )
-        elif value or field in ("agent_id", "job_id"):
-            try:
-                ID_VALIDATORS[field](value)
-            except ValidationError as exc:
-                raise InvalidInput(exc.messages[0], field=field) from None
-
-
-def _validate_tokens(**counts: int) -> None:
-    for field, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BIGINT_MAX:
-            raise InvalidInput(
-                f"{field} must be a whole number from 0 to {BIGINT_MAX}", field=field
-            )
-    if sum(counts.values()) > BIGINT_MAX:
-        raise InvalidInput(
-            f"tokens_in + tokens_out must be at most {BIGINT_MAX}", field="tokens_out"
-        )

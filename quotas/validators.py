@@ -1,9 +1,12 @@
 """Formats of the identifiers the service stores, shared by the models, the engine and the API."""
 
 import re
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+
+from quotas.exceptions import InvalidInput
 
 BIGINT_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -65,3 +68,49 @@ def validate_model_list(value: object) -> None:
         validate_model_id(model)
     if len(set(value)) != len(value):
         raise ValidationError("The model allowlist names a model twice.", code="duplicate")
+
+
+ACTIONS = ("", "pr", "issue")
+USAGE_EVENTS = ("job_started", "job_completed", "job_failed", "job_cancelled")
+ID_VALIDATORS = {
+    "agent_id": validate_agent_id,
+    "job_id": validate_job_id,
+    "model": validate_model_id,
+    "repo": validate_repo,
+}
+
+
+def require_valid(**values: str | None) -> None:
+    """Raise ``InvalidInput`` naming the first malformed field; None and "" mean "not given"
+    (the service functions decide which fields are required)."""
+    for field, value in values.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidInput(f"{field} must be text", field=field)
+        if field == "action":
+            if value not in ACTIONS:
+                raise InvalidInput("action must be 'pr', 'issue' or empty", field=field)
+        elif field == "event":
+            if value not in USAGE_EVENTS:
+                raise InvalidInput(
+                    "event must be job_started, job_completed, job_failed or job_cancelled",
+                    field=field,
+                )
+        elif value or field in ("agent_id", "job_id"):
+            try:
+                ID_VALIDATORS[field](value)
+            except ValidationError as exc:
+                raise InvalidInput(exc.messages[0], field=field) from None
+
+
+def require_token_counts(**counts: Any) -> None:
+    for field, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BIGINT_MAX:
+            raise InvalidInput(
+                f"{field} must be a whole number from 0 to {BIGINT_MAX}", field=field
+            )
+    if sum(counts.values()) > BIGINT_MAX:
+        raise InvalidInput(
+            f"tokens_in + tokens_out must be at most {BIGINT_MAX}", field="tokens_out"
+        )

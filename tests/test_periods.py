@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from quotas import services
+from quotas import selectors, services
 from quotas.periods import day_start, next_day_start, seconds_until
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -60,7 +60,7 @@ def test_usage_rolls_over_at_local_midnight_without_a_reset(
     )
     with time_machine.travel(before_midnight + timedelta(seconds=61), tick=False):
         fresh = services.check(agent_id="agent-1", model="claude-sonnet")
-        usage = services.usage_record(agent_id="agent-1")
+        usage = selectors.usage_record(agent_id="agent-1")
     assert (fresh.allowed, fresh.status, fresh.remaining_tokens, fresh.remaining_jobs) == (
         True,
         "ok",

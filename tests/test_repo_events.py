@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from quotas import services
+from quotas import selectors, services
 from quotas.exceptions import InvalidInput
 from quotas.models import RepoUsage, UsageEvent
 
@@ -19,7 +19,7 @@ def test_prs_and_issues_are_counted_per_day(make_repo_limit, now):
         1,
         None,
     )
-    tomorrow = services.repo_usage_record(repo="octo-org/api", now=now + timedelta(days=1))
+    tomorrow = selectors.repo_usage_record(repo="octo-org/api", now=now + timedelta(days=1))
     assert (tomorrow.prs_opened, tomorrow.issues_opened) == (0, 0)
     assert list(UsageEvent.objects.order_by("id").values_list("event", "agent_id", "repo")) == [
         ("pr_opened", "agent-1", "octo-org/api"),
@@ -42,7 +42,7 @@ def test_a_failure_starts_the_cooldown(make_allowance, make_repo_limit, now):
     record = services.record_repo_event(repo="octo-org/api", kind="failure", now=now)
     assert record.cooldown_until == now + timedelta(minutes=12)
     assert services.check(agent_id="agent-1", repo="octo-org/api", now=now).allowed is False
-    later = services.repo_usage_record(repo="octo-org/api", now=now + timedelta(minutes=12))
+    later = selectors.repo_usage_record(repo="octo-org/api", now=now + timedelta(minutes=12))
     assert later.cooldown_until is None
 
 

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from quotas import services
+from quotas import selectors, services
 from quotas.exceptions import AllowanceNotFound
 from quotas.models import AgentUsage, Job, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
@@ -42,7 +42,7 @@ def test_reset_restores_the_agents_capacity_and_keeps_jobs_running(make_allowanc
     result = services.check(agent_id="agent-1", now=now)
     assert (result.allowed, result.remaining_tokens, result.remaining_jobs) == (True, 50, 2)
     assert Job.objects.filter(state="running").count() == 2
-    assert services.usage_record(agent_id="agent-1", now=now).active_jobs == 2
+    assert selectors.usage_record(agent_id="agent-1", now=now).active_jobs == 2
 
 
 def test_reset_logs_what_it_removed(make_allowance, now):
