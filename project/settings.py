@@ -38,6 +38,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "quotas",
 ]
 
@@ -87,7 +90,10 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # The test database is a file, not shared memory: the concurrency tests use real threads,
     # and shared-cache memory databases fail with "table is locked" instead of waiting.
-    _db.setdefault("TEST", {})["NAME"] = str(BASE_DIR / "test-db.sqlite3")
+    # SQLITE_TEST_NAME lets two test runs on one machine keep out of each other's way.
+    _db.setdefault("TEST", {})["NAME"] = env.str(
+        "SQLITE_TEST_NAME", default=str(BASE_DIR / "test-db.sqlite3")
+    )
 else:
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
@@ -124,6 +130,35 @@ if not 0 < QUOTAS_WARNING_RATIO <= 1:
     raise ImproperlyConfigured(
         f"QUOTAS_WARNING_RATIO={QUOTAS_WARNING_RATIO} must be above 0 and at most 1 (e.g. 0.8)."
     )
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["quotas.api.auth.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["quotas.api.auth.HasAPIKey"],
+    "DEFAULT_PARSER_CLASSES": ["quotas.api.parsers.JSONObjectParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "quotas.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    # Go decodes numbers, not strings, into float64 prices.
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "quotas API",
+    "DESCRIPTION": "Decides how much work AI coding agents may do, and keeps the books on what "
+    "they did. Authenticate with `Authorization: Bearer <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page loads Swagger UI from this service's own static files, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Refused dispatches that will clear but whose moment is unknown (a concurrency slot with no
+# maximum job duration) still answer 429 with this Retry-After, in seconds.
+QUOTAS_DEFAULT_RETRY_AFTER = env.int("QUOTAS_DEFAULT_RETRY_AFTER", default=30)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from rest_framework_api_key.models import AbstractAPIKey
 
 from quotas.validators import (
     ID_MAX_LENGTH,
@@ -364,3 +365,21 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.agent_id}/{self.job_id}"
+
+
+class APIKey(AbstractAPIKey):
+    """A dispatcher's or an administrator's key. Only a hash of the key is stored."""
+
+    class Role(models.TextChoices):
+        DISPATCHER = "dispatcher", "Dispatcher: check, dispatch, report usage, read usage"
+        ADMIN = "admin", "Admin: also change limits and reset usage"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.DISPATCHER)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(AbstractAPIKey.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["dispatcher", "admin"]), name="api_key_role_valid"
+            )
+        ]

@@ -63,12 +63,12 @@ class QuotaCheckResult:
     remaining_jobs: int
     reason: str = ""
     retry_after: int | None = None
-    code: str = ""
+    reason_code: str = ""
 
     @property
     def retryable(self) -> bool:
         """Whether waiting ``retry_after`` (or a while) can turn this refusal into an admission."""
-        return not self.allowed and self.code not in PERMANENT_REFUSALS
+        return not self.allowed and self.reason_code not in PERMANENT_REFUSALS
 
     def as_dict(self) -> dict:
         return asdict(self)

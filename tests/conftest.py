@@ -25,6 +25,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def plain_static_files(settings):
+    """Production hashes static file names at collectstatic time; tests never run it."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def now():
     return NOON
@@ -52,3 +61,31 @@ def make_repo_limit(db):
         return RepoLimit.objects.create(repo=repo, **limits)
 
     return make
+
+
+@pytest.fixture
+def make_client(db):
+    """An API client holding a fresh key of the given role."""
+    from rest_framework.test import APIClient
+
+    from quotas.models import APIKey
+
+    def make(role="dispatcher"):
+        _, key = APIKey.objects.create_key(name=f"test {role}", role=role)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(make_client):
+    """A dispatcher's client."""
+    return make_client("dispatcher")
+
+
+@pytest.fixture
+def admin_api(make_client):
+    """An administrator's client."""
+    return make_client("admin")

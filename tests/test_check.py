@@ -103,7 +103,11 @@ def test_paused_agent_is_refused_before_anything_else(make_allowance, now):
     use("agent-1", now, tokens=10)
     result = services.check(agent_id="agent-1", model="claude-sonnet", now=now)
     assert (result.allowed, result.status, result.reason) == (False, "exceeded", "agent paused")
-    assert (result.code, result.retryable, result.retry_after) == ("agent_paused", False, None)
+    assert (result.reason_code, result.retryable, result.retry_after) == (
+        "agent_paused",
+        False,
+        None,
+    )
 
 
 def test_model_outside_the_allowlist_is_refused_before_the_token_limit(make_allowance, now):

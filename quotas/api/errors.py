@@ -1,0 +1,26 @@
+"""The one place where errors become HTTP answers."""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from quotas.exceptions import AllowanceNotFound, InvalidInput, QuotaError, UsageConflict
+
+STATUS_OF = {
+    AllowanceNotFound: status.HTTP_404_NOT_FOUND,
+    InvalidInput: status.HTTP_400_BAD_REQUEST,
+    UsageConflict: status.HTTP_409_CONFLICT,
+}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, QuotaError):
+        code = STATUS_OF.get(type(exc), status.HTTP_400_BAD_REQUEST)
+        body = {exc.field: [exc.message]} if code == 400 and exc.field else {"detail": exc.message}
+        return Response(body, status=code)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        # A wrong content type is bad input like any other: 400, saying what to send.
+        exc = exceptions.ParseError(
+            f"{exc.detail} Send a JSON body with Content-Type: application/json."
+        )
+    return drf_exception_handler(exc, context)

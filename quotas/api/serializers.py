@@ -1,0 +1,283 @@
+"""Input and output shapes of the API. Field names are the Go JSON tags."""
+
+from decimal import Decimal
+
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from quotas.api.fields import SecondsField, StrictIntegerField
+from quotas.models import MICROCENTS_PER_CENT, AgentAllowance, Job, ModelQuota, RepoLimit
+from quotas.rules import EXCEEDED, OK, WARNING
+from quotas.validators import (
+    ACTIONS,
+    ID_MAX_LENGTH,
+    INT_MAX,
+    USAGE_EVENTS,
+    validate_agent_id,
+    validate_allowance_agent_id,
+    validate_job_id,
+    validate_model_id,
+    validate_model_list,
+    validate_repo,
+)
+
+
+class IdField(serializers.CharField):
+    """An identifier: text only (no numbers turned into text), never trimmed or altered."""
+
+    default_error_messages = {"invalid": "Text is required."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", ID_MAX_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def optional_id(validator) -> IdField:
+    return IdField(required=False, allow_blank=True, default="", validators=[validator])
+
+
+def count(maximum: int = INT_MAX, **kwargs) -> StrictIntegerField:
+    return StrictIntegerField(max_value=maximum, **kwargs)
+
+
+# Requests
+
+
+class CheckInput(serializers.Serializer):
+    agent_id = IdField(validators=[validate_agent_id])
+    model = optional_id(validate_model_id)
+    repo = optional_id(validate_repo)
+    action = serializers.ChoiceField(choices=ACTIONS, required=False, allow_blank=True, default="")
+
+
+class DispatchInput(serializers.Serializer):
+    agent_id = IdField(validators=[validate_agent_id])
+    job_id = IdField(validators=[validate_job_id])
+    model = optional_id(validate_model_id)
+    repo = optional_id(validate_repo)
+
+
+class UsageReportInput(serializers.Serializer):
+    agent_id = IdField(validators=[validate_agent_id])
+    job_id = IdField(validators=[validate_job_id])
+    model = optional_id(validate_model_id)
+    tokens_in = StrictIntegerField(required=False, default=0)
+    tokens_out = StrictIntegerField(required=False, default=0)
+    event = serializers.ChoiceField(choices=USAGE_EVENTS)
+    timestamp = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class RepoEventInput(serializers.Serializer):
+    repo = IdField(validators=[validate_repo])
+    kind = serializers.ChoiceField(choices=["pr_opened", "issue_opened", "failure"])
+    agent_id = optional_id(validate_agent_id)
+    timestamp = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class JobFilter(serializers.Serializer):
+    agent_id = optional_id(validate_agent_id)
+    state = serializers.ChoiceField(
+        choices=Job.State.values, required=False, allow_blank=True, default=""
+    )
+
+
+# Answers
+
+
+class QuotaCheckResultSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=[OK, WARNING, EXCEEDED])
+    remaining_tokens = serializers.IntegerField(help_text="-1 means unlimited.")
+    remaining_jobs = serializers.IntegerField(help_text="-1 means unlimited.")
+    reason = serializers.CharField(help_text="Empty when allowed.")
+    retry_after = serializers.IntegerField(
+        allow_null=True, help_text="Seconds until the refusal clears, when that is known."
+    )
+    reason_code = serializers.CharField(
+        help_text="The refusing rule as a stable word, e.g. concurrent_jobs; empty when allowed."
+    )
+
+
+class DispatchResultSerializer(QuotaCheckResultSerializer):
+    job_id = serializers.CharField(allow_null=True)
+    duplicate = serializers.BooleanField()
+
+
+class UsageRecordSerializer(serializers.Serializer):
+    agent_id = serializers.CharField()
+    tokens_used = serializers.IntegerField()
+    jobs_started = serializers.IntegerField()
+    active_jobs = serializers.IntegerField()
+    period_start = serializers.DateTimeField()
+    daily_token_limit = serializers.IntegerField()
+    daily_job_limit = serializers.IntegerField()
+    concurrent_jobs = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=[OK, WARNING, EXCEEDED])
+
+
+class UsageReportResultSerializer(serializers.Serializer):
+    duplicate = serializers.BooleanField()
+    usage = UsageRecordSerializer()
+
+
+class ModelUsageSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    tokens_used = serializers.IntegerField()
+    cost_cents = serializers.SerializerMethodField()
+    requests_last_hour = serializers.IntegerField()
+    period_start = serializers.DateTimeField()
+
+    def get_cost_cents(self, record) -> Decimal:
+        return Decimal(record.cost_microcents) / MICROCENTS_PER_CENT
+
+
+class RepoUsageSerializer(serializers.Serializer):
+    repo = serializers.CharField()
+    prs_opened = serializers.IntegerField()
+    issues_opened = serializers.IntegerField()
+    cooldown_until = serializers.DateTimeField(allow_null=True)
+    period_start = serializers.DateTimeField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Job
+        fields = [
+            "agent_id",
+            "job_id",
+            "model",
+            "repo",
+            "state",
+            "started_at",
+            "ended_at",
+            "tokens_in",
+            "tokens_out",
+            "tokens_charged",
+            "cost_charged_microcents",
+        ]
+
+
+# Limits
+
+
+class ImmutableIdMixin:
+    """The id in a limit's URL names it; changing it would orphan its usage history."""
+
+    id_field = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance is not None:
+            self.fields[self.id_field].required = False
+
+    def validate(self, attrs):
+        new = attrs.get(self.id_field)
+        if (
+            self.instance is not None
+            and new is not None
+            and new != getattr(self.instance, self.id_field)
+        ):
+            raise serializers.ValidationError(
+                {self.id_field: [f"{self.id_field} cannot be changed; create a new one instead."]}
+            )
+        return super().validate(attrs)
+
+
+class AllowanceSerializer(ImmutableIdMixin, serializers.ModelSerializer):
+    id_field = "agent_id"
+    agent_id = IdField(
+        validators=[
+            validate_allowance_agent_id,
+            UniqueValidator(AgentAllowance.objects.all(), "This agent has an allowance already."),
+        ]
+    )
+    daily_token_limit = StrictIntegerField(required=False)
+    daily_job_limit = count(required=False)
+    concurrent_jobs = count(required=False)
+    max_job_duration = SecondsField(required=False, help_text="Whole seconds; 0 means unlimited.")
+    model_allowlist = serializers.ListField(
+        child=IdField(validators=[validate_model_id]),
+        required=False,
+        max_length=1000,
+        validators=[validate_model_list],
+        help_text="Model ids this agent may use; empty means all.",
+    )
+
+    class Meta:
+        model = AgentAllowance
+        fields = [
+            "agent_id",
+            "daily_token_limit",
+            "daily_job_limit",
+            "concurrent_jobs",
+            "max_job_duration",
+            "model_allowlist",
+            "paused",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class ModelQuotaSerializer(ImmutableIdMixin, serializers.ModelSerializer):
+    id_field = "model"
+    model = IdField(
+        validators=[
+            validate_model_id,
+            UniqueValidator(ModelQuota.objects.all(), "This model has a quota already."),
+        ]
+    )
+    daily_token_budget = StrictIntegerField(required=False)
+    hourly_rate_limit = count(required=False)
+    cost_ceiling = StrictIntegerField(required=False, help_text="US cents per day; 0 means none.")
+    input_price_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=4, min_value=0, required=False, coerce_to_string=False
+    )
+    output_price_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=4, min_value=0, required=False, coerce_to_string=False
+    )
+
+    class Meta:
+        model = ModelQuota
+        fields = [
+            "model",
+            "daily_token_budget",
+            "hourly_rate_limit",
+            "cost_ceiling",
+            "input_price_per_mtok",
+            "output_price_per_mtok",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class RepoLimitSerializer(ImmutableIdMixin, serializers.ModelSerializer):
+    id_field = "repo"
+    repo = IdField(
+        validators=[
+            validate_repo,
+            UniqueValidator(RepoLimit.objects.all(), "This repository has a limit already."),
+        ]
+    )
+    max_daily_prs = count(required=False)
+    max_daily_issues = count(required=False)
+    cooldown_after_failure = SecondsField(required=False, help_text="Whole seconds; 0 means none.")
+
+    class Meta:
+        model = RepoLimit
+        fields = [
+            "repo",
+            "max_daily_prs",
+            "max_daily_issues",
+            "cooldown_after_failure",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
