@@ -1,5 +1,7 @@
 """The one place where errors become HTTP answers."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -18,6 +20,12 @@ def exception_handler(exc, context):
         code = STATUS_OF.get(type(exc), status.HTTP_400_BAD_REQUEST)
         body = {exc.field: [exc.message]} if code == 400 and exc.field else {"detail": exc.message}
         return Response(body, status=code)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"Request body too large: at most {limit} bytes."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, exceptions.UnsupportedMediaType):
         # A wrong content type is bad input like any other: 400, saying what to send.
         exc = exceptions.ParseError(

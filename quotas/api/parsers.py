@@ -1,18 +1,13 @@
-from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 
 class JSONObjectParser(JSONParser):
-    """DRF's JSON parser, bounded: a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE or nested
-    deeper than Python's recursion limit is a 400, never a memory spike or a 500."""
+    """DRF's JSON parser, except that JSON nested deeper than Python's recursion limit is a
+    400 rather than a 500. (Oversized bodies are stopped before parsing, by Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE; see errors.py.)"""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        request = (parser_context or {}).get("request")
-        length = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if length and length.isdigit() and int(length) > limit:
-            raise ParseError(f"Request body too large: at most {limit} bytes.")
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
