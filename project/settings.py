@@ -154,6 +154,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["quotas.api.schema.canonical_paths"],
 }
 
 # Refused dispatches that will clear but whose moment is unknown (a concurrency slot with no

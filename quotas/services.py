@@ -166,7 +166,11 @@ def record_usage(
             raise UsageConflict(
                 f"job {job_id} was started on model {job.model}, not {model}", field="model"
             )
-        job = job or Job(agent_id=agent_id, job_id=job_id, model=model)
+        if job is None:
+            job = Job(agent_id=agent_id, job_id=job_id, model=model)
+        elif model and not job.model:
+            # Dispatched without a model, the report names it: charge that model, as Go did.
+            job.model = model
         report = Report(now, timestamp, tokens_in, tokens_out)
         if event == Kind.JOB_STARTED:
             duplicate = job.started_at is not None
@@ -231,7 +235,7 @@ def _start_job(job: Job, report: Report) -> None:
         job.state = Job.State.RUNNING
         job.save()
     else:
-        job.save(update_fields=["started_at"])
+        job.save(update_fields=["started_at", "model"])
     _count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id)
     if job.model:
         _count(ModelUsage, report, add={"requests": 1}, model=job.model)

@@ -269,3 +269,12 @@ def test_event_log_sums_to_every_counter(agent, priced_model, now):
         model_usage.requests,
     )
     assert model_usage.tokens_used == 1234 + 99 + 39 + 10
+
+
+def test_a_report_naming_the_model_of_a_job_dispatched_without_one_charges_it(
+    agent, priced_model, now
+):
+    services.dispatch(agent_id="agent-1", job_id="job-1", now=now)
+    report("job_completed", tokens_in=1000, tokens_out=0, now=now)
+    assert ModelUsage.objects.get(model="claude-sonnet").tokens_used == 1000
+    assert Job.objects.get().model == "claude-sonnet"

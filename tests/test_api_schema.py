@@ -1,0 +1,80 @@
+"""The OpenAPI document, the docs page, and health."""
+
+import re
+
+import pytest
+from django.db import OperationalError
+from rest_framework.test import APIClient
+
+from quotas.api import views
+
+PATHS = {
+    "/api/v1/health": {"get"},
+    "/api/v1/check": {"post"},
+    "/api/v1/dispatch": {"post"},
+    "/api/v1/usage": {"post"},
+    "/api/v1/repo-events": {"post"},
+    "/api/v1/jobs": {"get"},
+    "/api/v1/agents/{agent_id}/reset": {"post"},
+    "/api/v1/usage/agents/{agent_id}": {"get"},
+    "/api/v1/usage/models/{model}": {"get"},
+    "/api/v1/usage/repos/{repo}": {"get"},
+    "/api/v1/allowances": {"get", "post"},
+    "/api/v1/allowances/{agent_id}": {"get", "put", "patch", "delete"},
+    "/api/v1/model-quotas": {"get", "post"},
+    "/api/v1/model-quotas/{model}": {"get", "put", "patch", "delete"},
+    "/api/v1/repo-limits": {"get", "post"},
+    "/api/v1/repo-limits/{repo}": {"get", "put", "patch", "delete"},
+}
+
+
+@pytest.fixture
+def schema(db):
+    response = APIClient().get("/api/schema", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_schema_describes_every_endpoint_and_method(schema):
+    assert schema["openapi"].startswith("3.")
+    documented = {
+        path: set(operations) - {"parameters"} for path, operations in schema["paths"].items()
+    }
+    assert documented == PATHS
+
+
+def test_schema_documents_bearer_keys_and_the_open_health_check(schema):
+    assert schema["components"]["securitySchemes"]["bearerKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from the admin.",
+    }
+    # No security on the operation and none at the top: health needs no key.
+    assert "security" not in schema
+    assert schema["paths"]["/api/v1/health"]["get"].get("security") in (None, [], [{}])
+    assert {"bearerKey": []} in schema["paths"]["/api/v1/check"]["post"]["security"]
+
+
+def test_schema_documents_the_dispatch_answers(schema):
+    answers = schema["paths"]["/api/v1/dispatch"]["post"]["responses"]
+    assert {"200", "201", "400", "401", "403", "404", "429"} <= set(answers)
+
+
+def test_docs_page_loads_nothing_from_the_internet(db):
+    response = APIClient().get("/api/docs")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui" in page
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources
+    assert all(not source.startswith(("http://", "https://", "//")) for source in sources)
+
+
+def test_health_is_503_when_the_database_does_not_answer(db, monkeypatch):
+    class Down:
+        def cursor(self):
+            raise OperationalError("connection refused")
+
+    monkeypatch.setattr(views, "connection", Down())
+    response = APIClient().get("/api/v1/health")
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
