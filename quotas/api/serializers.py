@@ -2,7 +2,9 @@
 
 from decimal import Decimal
 
+from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.validators import UniqueValidator
 
 from quotas.api.fields import SecondsField, StrictIntegerField
@@ -166,8 +168,13 @@ class JobSerializer(serializers.ModelSerializer):
 # Limits
 
 
-class ImmutableIdMixin:
-    """The id in a limit's URL names it; changing it would orphan its usage history."""
+class LimitSerializerMixin:
+    """What the three limit serializers share.
+
+    The id in a limit's URL names it: changing it would orphan its usage history. Two
+    requests creating the same id at once must end in a 400, not in the unique constraint's
+    500; an update racing a delete must not bring the deleted limit back.
+    """
 
     id_field = ""
 
@@ -178,18 +185,35 @@ class ImmutableIdMixin:
 
     def validate(self, attrs):
         new = attrs.get(self.id_field)
-        if (
-            self.instance is not None
-            and new is not None
-            and new != getattr(self.instance, self.id_field)
-        ):
+        old = getattr(self.instance, self.id_field, None)
+        if self.instance is not None and new is not None and new != old:
             raise serializers.ValidationError(
                 {self.id_field: [f"{self.id_field} cannot be changed; create a new one instead."]}
             )
         return super().validate(attrs)
 
+    def create(self, validated_data):
+        try:
+            with transaction.atomic():
+                return super().create(validated_data)
+        except IntegrityError:
+            message = self.fields[self.id_field].validators[-1].message
+            raise serializers.ValidationError({self.id_field: [message]}) from None
 
-class AllowanceSerializer(ImmutableIdMixin, serializers.ModelSerializer):
+    def update(self, instance, validated_data):
+        for field, value in validated_data.items():
+            setattr(instance, field, value)
+        try:
+            with transaction.atomic():
+                instance.save(force_update=True)
+        except DatabaseError:
+            if type(instance).objects.filter(pk=instance.pk).exists():
+                raise
+            raise NotFound(f"{getattr(instance, self.id_field)} was deleted meanwhile.") from None
+        return instance
+
+
+class AllowanceSerializer(LimitSerializerMixin, serializers.ModelSerializer):
     id_field = "agent_id"
     agent_id = IdField(
         validators=[
@@ -225,7 +249,7 @@ class AllowanceSerializer(ImmutableIdMixin, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class ModelQuotaSerializer(ImmutableIdMixin, serializers.ModelSerializer):
+class ModelQuotaSerializer(LimitSerializerMixin, serializers.ModelSerializer):
     id_field = "model"
     model = IdField(
         validators=[
@@ -258,7 +282,7 @@ class ModelQuotaSerializer(ImmutableIdMixin, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class RepoLimitSerializer(ImmutableIdMixin, serializers.ModelSerializer):
+class RepoLimitSerializer(LimitSerializerMixin, serializers.ModelSerializer):
     id_field = "repo"
     repo = IdField(
         validators=[
