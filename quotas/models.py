@@ -12,6 +12,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from rest_framework_api_key.models import AbstractAPIKey
+from simple_history.models import HistoricalRecords
 
 from quotas.validators import (
     ID_MAX_LENGTH,
@@ -66,9 +67,14 @@ class AgentAllowance(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
 
     class Meta:
         ordering = ["agent_id"]
+        permissions = [
+            ("reset_usage", "Can reset an agent's usage today"),
+            ("export_usage", "Can export daily usage as CSV"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["agent_id"], name="agent_allowance_agent_id_unique"),
             models.CheckConstraint(
@@ -115,6 +121,7 @@ class ModelQuota(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
 
     class Meta:
         ordering = ["model"]
@@ -147,6 +154,7 @@ class RepoLimit(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
 
     class Meta:
         ordering = ["repo"]
@@ -246,6 +254,27 @@ class RepoUsage(DailyUsage):
         verbose_name_plural = "repo usage"
         constraints = daily_usage_constraints("repo_usage", "repo", "prs_opened", "issues_opened")
         indexes = [models.Index(fields=["period_start"], name="repo_usage_period_idx")]
+
+
+class RefusalCount(DailyUsage):
+    """How often an agent was refused, and by which rule, in one quota day. A statistic for
+    the dashboard, not part of the books: it limits nothing."""
+
+    agent_id = models.CharField(max_length=ID_MAX_LENGTH)
+    reason_code = models.CharField(max_length=32)
+    refusals = counter()
+
+    subject_field = "agent_id"
+
+    class Meta:
+        ordering = ["-period_start", "agent_id", "reason_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_id", "reason_code", "period_start"], name="refusal_count_day_unique"
+            ),
+            *non_negative("refusal_count", "refusals"),
+        ]
+        indexes = [models.Index(fields=["period_start"], name="refusal_count_period_idx")]
 
 
 class JobState(models.TextChoices):

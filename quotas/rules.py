@@ -20,6 +20,7 @@ UNLIMITED = -1
 OK = "ok"
 WARNING = "warning"
 EXCEEDED = "exceeded"
+PAUSED = "paused"
 
 # Refusals that waiting cannot clear: only a person changing the allowance can.
 PERMANENT_REFUSALS = frozenset({"agent_paused", "model_not_allowed"})
@@ -98,6 +99,11 @@ def agent_status(agent: AgentState) -> str:
     if _at_limit(agent.jobs_started, allowance.daily_job_limit):
         return EXCEEDED
     return WARNING if is_near(agent.tokens_used, allowance.daily_token_limit) else OK
+
+
+def standing(agent: AgentState) -> str:
+    """What a budget manager sees: paused, or else the agent's status today."""
+    return PAUSED if agent.allowance.paused else agent_status(agent)
 
 
 def evaluate(

@@ -6,18 +6,23 @@ check does not grow with the number of agents, jobs or days stored.
 
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 
+from django.conf import settings
 from django.db.models import (
     BigIntegerField,
     Count,
+    DecimalField,
+    F,
     IntegerField,
     Min,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from quotas.exceptions import AllowanceNotFound, InvalidInput
@@ -31,7 +36,17 @@ from quotas.models import (
     RepoUsage,
 )
 from quotas.periods import day_start
-from quotas.rules import HOUR, AgentState, ModelState, RepoState, UsageRecord
+from quotas.rules import (
+    EXCEEDED,
+    HOUR,
+    OK,
+    PAUSED,
+    WARNING,
+    AgentState,
+    ModelState,
+    RepoState,
+    UsageRecord,
+)
 from quotas.validators import require_valid
 
 
@@ -66,6 +81,30 @@ def allowances_with_usage(now: datetime) -> QuerySet[AgentAllowance]:
         existing_job_pk=Value(None, output_field=BigIntegerField()),
         overdue_jobs=Value(0, output_field=IntegerField()),
     )
+
+
+def filter_by_standing(queryset: QuerySet[AgentAllowance], wanted: str) -> QuerySet:
+    """Narrow ``allowances_with_usage()`` to one standing (rules.standing), in SQL.
+
+    The same rules as rules.agent_status, so that the admin's filter and its badges agree.
+    """
+    ratio = Fraction(str(settings.QUOTAS_WARNING_RATIO))
+    exact = DecimalField(max_digits=40, decimal_places=0)  # no 64-bit overflow when scaled
+    queryset = queryset.alias(
+        tokens_scaled=Cast("tokens_today", exact) * ratio.denominator,
+        limit_scaled=Cast("daily_token_limit", exact) * ratio.numerator,
+    )
+    exceeded = Q(daily_token_limit__gt=0, tokens_today__gte=F("daily_token_limit")) | Q(
+        daily_job_limit__gt=0, jobs_today__gte=F("daily_job_limit")
+    )
+    near = Q(daily_token_limit__gt=0, tokens_scaled__gte=F("limit_scaled"))
+    running = queryset.filter(paused=False)
+    return {
+        PAUSED: queryset.filter(paused=True),
+        EXCEEDED: running.filter(exceeded),
+        WARNING: running.exclude(exceeded).filter(near),
+        OK: running.exclude(exceeded).exclude(near),
+    }[wanted]
 
 
 def agent_state_from(allowance: AgentAllowance) -> AgentState:
@@ -105,19 +144,33 @@ def agent_state(
     return None if allowance is None else agent_state_from(allowance)
 
 
-def model_state(model: str, *, now: datetime) -> ModelState | None:
-    """Today's usage of a model beside its quota, or None if the model has no quota."""
-    if not model:
-        return None
+def current_agent_state(agent_id: str, *, now: datetime) -> AgentState | None:
+    """Like agent_state, but jobs past the agent's maximum duration no longer count as
+    running even before anything has marked them expired (a second query only then)."""
+    agent = agent_state(agent_id, now=now)
+    duration = agent.allowance.max_job_duration if agent else None
+    if duration and agent.oldest_running_at and agent.oldest_running_at < now - duration:
+        agent = agent_state(agent_id, now=now, running_since=now - duration)
+    return agent
+
+
+def model_quotas_with_usage(now: datetime) -> QuerySet[ModelQuota]:
+    """Model quotas annotated with today's tokens and cost and the last hour's jobs."""
     usage = ModelUsage.objects.filter(model=OuterRef("model"), period_start=day_start(now))
     window = Job.objects.filter(model=OuterRef("model"), started_at__gt=now - HOUR)
-    queryset = ModelQuota.objects.filter(model=model).annotate(
+    return ModelQuota.objects.annotate(
         tokens_today=_value_or_zero(usage, "tokens_used", BigIntegerField()),
         cost_today=_value_or_zero(usage, "cost_microcents", BigIntegerField()),
         started_last_hour=_count(window, "model"),
         oldest_in_window=_earliest(window, "model", "started_at"),
     )
-    quota = queryset.first()
+
+
+def model_state(model: str, *, now: datetime) -> ModelState | None:
+    """Today's usage of a model beside its quota, or None if the model has no quota."""
+    if not model:
+        return None
+    quota = model_quotas_with_usage(now).filter(model=model).first()
     if quota is None:
         return None
     return ModelState(
@@ -129,24 +182,23 @@ def model_state(model: str, *, now: datetime) -> ModelState | None:
     )
 
 
+def repo_limits_with_usage(now: datetime) -> QuerySet[RepoLimit]:
+    """Repository limits annotated with today's PRs and issues and the last failure."""
+    usage = RepoUsage.objects.filter(repo=OuterRef("repo"), period_start=day_start(now))
+    # A cooldown may run past midnight, so the last failure is looked up across days.
+    failures = RepoUsage.objects.filter(repo=OuterRef("repo"), last_failure_at__isnull=False)
+    return RepoLimit.objects.annotate(
+        prs_today=_value_or_zero(usage, "prs_opened", IntegerField()),
+        issues_today=_value_or_zero(usage, "issues_opened", IntegerField()),
+        last_failure_at=Subquery(failures.order_by("-period_start").values("last_failure_at")[:1]),
+    )
+
+
 def repo_state(repo: str, *, now: datetime) -> RepoState | None:
     """Today's activity on a repository beside its limit, or None if it has no limit."""
     if not repo:
         return None
-    usage = RepoUsage.objects.filter(repo=OuterRef("repo"), period_start=day_start(now))
-    # A cooldown may run past midnight, so the last failure is looked up across days.
-    failures = RepoUsage.objects.filter(repo=OuterRef("repo"), last_failure_at__isnull=False)
-    limit = (
-        RepoLimit.objects.filter(repo=repo)
-        .annotate(
-            prs_today=_value_or_zero(usage, "prs_opened", IntegerField()),
-            issues_today=_value_or_zero(usage, "issues_opened", IntegerField()),
-            last_failure_at=Subquery(
-                failures.order_by("-period_start").values("last_failure_at")[:1]
-            ),
-        )
-        .first()
-    )
+    limit = repo_limits_with_usage(now).filter(repo=repo).first()
     if limit is None:
         return None
     return RepoState(
@@ -179,7 +231,7 @@ def usage_record(*, agent_id: str, now: datetime | None = None) -> UsageRecord:
     """The agent's usage today beside its limits. Reading never creates an allowance."""
     require_valid(agent_id=agent_id)
     now = now or timezone.now()
-    agent = agent_state(agent_id, now=now)
+    agent = current_agent_state(agent_id, now=now)
     if agent is None:
         raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
     return UsageRecord.of(agent, day_start(now))

@@ -20,6 +20,7 @@ from quotas.models import (
     Job,
     ModelQuota,
     ModelUsage,
+    RefusalCount,
     RepoUsage,
     UsageEvent,
 )
@@ -78,7 +79,7 @@ def check(
     require_valid(agent_id=agent_id, model=model, repo=repo, action=action)
     now = now or timezone.now()
     agent = _agent_state(agent_id, now)
-    return evaluate(
+    result = evaluate(
         agent=agent,
         model_name=model,
         model=selectors.model_state(model, now=now),
@@ -87,6 +88,8 @@ def check(
         action=action,
         now=now,
     )
+    _count_refusal(agent_id, result, now)
+    return result
 
 
 def dispatch(
@@ -126,6 +129,7 @@ def dispatch(
             now=now,
         )
         if not result.allowed:
+            _count_refusal(agent_id, result, now)
             return DispatchResult(result, None)
         if result.remaining_jobs > 0:
             result = replace(result, remaining_jobs=result.remaining_jobs - 1)
@@ -178,7 +182,7 @@ def record_usage(
                 _start_job(job, report)
         else:
             duplicate = _end_job(job, Kind(event), report)
-        agent = selectors.agent_state(agent_id, now=now)
+        agent = selectors.current_agent_state(agent_id, now=now)
     return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
 
 
@@ -374,6 +378,22 @@ def reset_usage(
     return len(rows)
 
 
+def set_paused(*, agent_ids: list[str], paused: bool) -> int:
+    """Pause or resume agents; returns how many changed.
+
+    Each allowance is saved on its own rather than bulk-updated, so that its history records
+    who paused it and when.
+    """
+    changed = 0
+    with transaction.atomic():
+        allowances = AgentAllowance.objects.select_for_update().filter(agent_id__in=agent_ids)
+        for allowance in allowances.exclude(paused=paused):
+            allowance.paused = paused
+            allowance.save(update_fields=["paused", "updated_at"])
+            changed += 1
+    return changed
+
+
 def expire_overdue_jobs(
     *, agent_id: str | None = None, now: datetime | None = None, dry_run: bool = False
 ) -> int:
@@ -465,6 +485,18 @@ def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
         remaining_tokens=remaining(allowance.daily_token_limit, agent.tokens_used),
         remaining_jobs=remaining(allowance.daily_job_limit, agent.jobs_started),
     )
+
+
+def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> None:
+    """Tally a refusal for the dashboard; the books themselves do not change."""
+    if not result.allowed:
+        _count(
+            RefusalCount,
+            Report(now),
+            add={"refusals": 1},
+            agent_id=agent_id,
+            reason_code=result.reason_code,
+        )
 
 
 def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> None:

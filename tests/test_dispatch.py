@@ -6,7 +6,7 @@ import pytest
 
 from quotas import services
 from quotas.exceptions import AllowanceNotFound, InvalidInput
-from quotas.models import AgentUsage, Job, ModelUsage, UsageEvent
+from quotas.models import AgentUsage, Job, ModelUsage, RefusalCount, UsageEvent
 from quotas.periods import day_start
 
 
@@ -152,3 +152,18 @@ def test_paused_agent_is_not_dispatched(make_allowance, now):
         0,
         0,
     )
+
+
+def test_refusals_are_tallied_by_agent_and_rule_for_the_dashboard(make_allowance, now):
+    make_allowance(concurrent_jobs=1, model_allowlist=["m"])
+    services.dispatch(agent_id="agent-1", job_id="job-1", model="m", now=now)
+    services.dispatch(agent_id="agent-1", job_id="job-2", model="m", now=now)
+    services.check(agent_id="agent-1", model="m", now=now)
+    services.check(agent_id="agent-1", model="other", now=now)
+    make_allowance("agent-2")
+    services.check(agent_id="agent-2", now=now)  # allowed: not tallied
+    tally = RefusalCount.objects.values_list("agent_id", "reason_code", "refusals", "period_start")
+    assert sorted(tally) == [
+        ("agent-1", "concurrent_jobs", 2, day_start(now)),
+        ("agent-1", "model_not_allowed", 1, day_start(now)),
+    ]
