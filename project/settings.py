@@ -31,7 +31,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "quotas.apps.QuotasAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -158,6 +158,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["quotas.api.schema.canonical_paths"],
 }
+
+# History records who changed a limit; restoring an old version is done by editing, so that
+# the form's validation applies.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # Refused dispatches that will clear but whose moment is unknown (a concurrency slot with no
 # maximum job duration) still answer 429 with this Retry-After, in seconds.

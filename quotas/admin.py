@@ -1,8 +1,305 @@
-from django.contrib import admin
+"""The admin for budget managers: limits beside today's usage, changed through the engine."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseNotAllowed, HttpResponseNotFound, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
+from simple_history.admin import SimpleHistoryAdmin
 
-from quotas.models import APIKey
+from quotas import display, selectors, services
+from quotas.forms import AllowanceForm, ModelQuotaForm, RepoLimitForm
+from quotas.models import AgentAllowance, AgentUsage, APIKey, Job, ModelQuota, RepoLimit, UsageEvent
+from quotas.rules import EXCEEDED, OK, PAUSED, WARNING, standing
+
+RECENT_JOBS = 10
+
+
+class StandingFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [(s, display.STANDING_LABELS[s]) for s in (OK, WARNING, EXCEEDED, PAUSED)]
+
+    def queryset(self, request, queryset):
+        if self.value() in display.STANDING_LABELS:
+            return selectors.filter_by_standing(queryset, self.value())
+        return queryset
+
+
+class TextFilter(admin.SimpleListFilter):
+    """A filter typed into a box: there may be far too many agents to list them all."""
+
+    template = "admin/quotas/text_filter.html"
+
+    def lookups(self, request, model_admin):
+        return [("", "")]  # the sidebar only shows filters that have lookups
+
+    def choices(self, changelist):
+        params = changelist.get_filters_params()
+        others = [
+            (name, value)
+            for name, values in params.items()
+            if name != self.parameter_name
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        yield {"query_parts": others, "value": self.value() or ""}
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.parameter_name: self.value()})
+        return queryset
+
+
+class AgentFilter(TextFilter):
+    title = "agent"
+    parameter_name = "agent_id"
+
+
+class ModelFilter(TextFilter):
+    title = "model"
+    parameter_name = "model"
+
+
+@admin.register(AgentAllowance)
+class AgentAllowanceAdmin(SimpleHistoryAdmin):
+    form = AllowanceForm
+    list_display = ["agent_id", "status", "tokens_today", "jobs_today", "running", "last_activity"]
+    list_filter = [StandingFilter, "paused"]
+    search_fields = ["agent_id"]
+    actions = ["reset_today", "pause", "resume"]
+    fieldsets = [
+        (None, {"fields": ["agent_id", "paused"]}),
+        ("Daily limits", {"fields": ["daily_token_limit", "daily_job_limit"]}),
+        ("Running jobs", {"fields": ["concurrent_jobs", "max_job_duration"]}),
+        ("Models", {"fields": ["model_allowlist"]}),
+    ]
+    today_fieldset = ("Today", {"fields": ["usage_today", "recent_jobs"]})
+
+    def get_queryset(self, request):
+        latest = AgentUsage.objects.filter(agent_id=OuterRef("agent_id")).order_by("-period_start")
+        return selectors.allowances_with_usage(timezone.now()).annotate(
+            last_activity_at=Subquery(latest.values("updated_at")[:1])
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        return self.fieldsets if obj is None else [*self.fieldsets, self.today_fieldset]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["usage_today", "recent_jobs"]
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return display.badge(standing(selectors.agent_state_from(obj)))
+
+    @admin.display(description="tokens today", ordering="tokens_today")
+    def tokens_today(self, obj):
+        text = display.used_of(obj.tokens_today, obj.daily_token_limit)
+        return display.bar(obj.tokens_today, obj.daily_token_limit, text)
+
+    @admin.display(description="jobs today", ordering="jobs_today")
+    def jobs_today(self, obj):
+        return display.used_of(obj.jobs_today, obj.daily_job_limit)
+
+    @admin.display(description="running", ordering="running_jobs")
+    def running(self, obj):
+        return display.used_of(obj.running_jobs, obj.concurrent_jobs)
+
+    @admin.display(description="last activity", ordering="last_activity_at", empty_value="never")
+    def last_activity(self, obj):
+        return obj.last_activity_at
+
+    @admin.display(description="usage today")
+    def usage_today(self, obj):
+        return format_html(
+            "{} · tokens {} · jobs started {} · running {}",
+            self.status(obj),
+            display.used_of(obj.tokens_today, obj.daily_token_limit),
+            display.used_of(obj.jobs_today, obj.daily_job_limit),
+            display.used_of(obj.running_jobs, obj.concurrent_jobs),
+        )
+
+    @admin.display(description=f"last {RECENT_JOBS} jobs")
+    def recent_jobs(self, obj):
+        jobs = Job.objects.filter(agent_id=obj.agent_id).order_by("-id")[:RECENT_JOBS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    job.job_id,
+                    job.model or "—",
+                    job.state,
+                    job.started_at or "—",
+                    display.number(job.tokens_charged),
+                )
+                for job in jobs
+            ),
+        )
+        if not rows:
+            return "No jobs yet."
+        return format_html(
+            '<table class="quota-jobs"><thead><tr><th>job</th><th>model</th><th>state</th>'
+            "<th>started</th><th>tokens charged</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_reset_usage_permission(self, request):
+        return request.user.has_perm("quotas.reset_usage")
+
+    @admin.action(
+        description="Reset today's usage of the selected agents", permissions=["reset_usage"]
+    )
+    def reset_today(self, request, queryset):
+        agent_ids = list(queryset.values_list("agent_id", flat=True))
+        reset = sum(services.reset_usage(agent_id=agent_id) for agent_id in agent_ids)
+        self.message_user(
+            request,
+            f"Started today afresh for {reset} of {len(agent_ids)} selected agents "
+            "(the others had no usage today). Running jobs keep running.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Pause the selected agents", permissions=["change"])
+    def pause(self, request, queryset):
+        changed = services.set_paused(
+            agent_ids=list(queryset.values_list("agent_id", flat=True)), paused=True
+        )
+        self.message_user(request, f"Paused {changed} agents. They may start no job until resumed.")
+
+    @admin.action(description="Resume the selected agents", permissions=["change"])
+    def resume(self, request, queryset):
+        changed = services.set_paused(
+            agent_ids=list(queryset.values_list("agent_id", flat=True)), paused=False
+        )
+        self.message_user(request, f"Resumed {changed} agents.")
+
+
+@admin.register(ModelQuota)
+class ModelQuotaAdmin(SimpleHistoryAdmin):
+    form = ModelQuotaForm
+    list_display = ["model", "tokens_today", "jobs_last_hour", "cost_today", "prices"]
+    search_fields = ["model"]
+
+    def get_queryset(self, request):
+        return selectors.model_quotas_with_usage(timezone.now())
+
+    @admin.display(description="tokens today", ordering="tokens_today")
+    def tokens_today(self, obj):
+        text = display.used_of(obj.tokens_today, obj.daily_token_budget)
+        return display.bar(obj.tokens_today, obj.daily_token_budget, text)
+
+    @admin.display(description="jobs in the last hour", ordering="started_last_hour")
+    def jobs_last_hour(self, obj):
+        return display.used_of(obj.started_last_hour, obj.hourly_rate_limit)
+
+    @admin.display(description="cost today", ordering="cost_today")
+    def cost_today(self, obj):
+        spent = display.dollars_from_microcents(obj.cost_today)
+        if not obj.cost_ceiling:
+            return f"{spent} of unlimited"
+        ceiling = obj.cost_ceiling * 1_000_000
+        return display.bar(
+            obj.cost_today, ceiling, f"{spent} of {display.dollars_from_cents(obj.cost_ceiling)}"
+        )
+
+    @admin.display(description="price per million tokens (in / out)")
+    def prices(self, obj):
+        return f"${obj.input_price_per_mtok:,.2f} / ${obj.output_price_per_mtok:,.2f}"
+
+
+@admin.register(RepoLimit)
+class RepoLimitAdmin(SimpleHistoryAdmin):
+    form = RepoLimitForm
+    list_display = ["repo", "prs_today", "issues_today", "cooldown"]
+    search_fields = ["repo"]
+
+    def get_queryset(self, request):
+        return selectors.repo_limits_with_usage(timezone.now())
+
+    @admin.display(description="PRs today", ordering="prs_today")
+    def prs_today(self, obj):
+        return display.used_of(obj.prs_today, obj.max_daily_prs)
+
+    @admin.display(description="issues today", ordering="issues_today")
+    def issues_today(self, obj):
+        return display.used_of(obj.issues_today, obj.max_daily_issues)
+
+    @admin.display(description="cooldown")
+    def cooldown(self, obj):
+        if not obj.cooldown_after_failure or obj.last_failure_at is None:
+            return "—"
+        left = obj.last_failure_at + obj.cooldown_after_failure - timezone.now()
+        if left.total_seconds() <= 0:
+            return "—"
+        return f"cooling down, {display.minutes_left(left)} left"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Books are written by the engine only: people may look, never add, edit or delete."""
+
+    # Counting a ledger of millions twice per page is the slowest part of a list; once is enough.
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = [
+        "job_id",
+        "agent_id",
+        "model",
+        "repo",
+        "state",
+        "started_at",
+        "ended_at",
+        "tokens_charged",
+        "cost",
+    ]
+    list_filter = ["state", AgentFilter, ModelFilter, ("created_at", admin.DateFieldListFilter)]
+    date_hierarchy = "created_at"
+    search_fields = ["job_id", "=agent_id"]
+
+    @admin.display(description="cost", ordering="cost_charged_microcents")
+    def cost(self, obj):
+        return display.dollars_from_microcents(obj.cost_charged_microcents)
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "received_at",
+        "event",
+        "agent_id",
+        "job_id",
+        "model",
+        "repo",
+        "tokens_in",
+        "tokens_out",
+        "tokens_delta",
+        "cost",
+    ]
+    list_filter = ["event", AgentFilter, ModelFilter, ("period_start", admin.DateFieldListFilter)]
+    date_hierarchy = "received_at"
+    search_fields = ["job_id", "=agent_id"]
+
+    @admin.display(description="cost", ordering="cost_delta_microcents")
+    def cost(self, obj):
+        return display.dollars_from_microcents(obj.cost_delta_microcents)
+
 
 # The library's own key model is unused here: our keys carry a role and their last use.
 admin.site.unregister(LibraryAPIKey)
@@ -10,5 +307,36 @@ admin.site.unregister(LibraryAPIKey)
 
 @admin.register(APIKey)
 class APIKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "role", "last_used_at"]
+    list_display = [*APIKeyModelAdmin.list_display, "role", "last_used_at", "revoke_button"]
     list_filter = [*APIKeyModelAdmin.list_filter, "role"]
+
+    def get_urls(self):
+        revoke = self.admin_site.admin_view(self.revoke_view)
+        return [
+            path("<path:object_id>/revoke/", revoke, name="quotas_apikey_revoke"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="revoke")
+    def revoke_button(self, obj):
+        if obj.revoked:
+            return "revoked"
+        # The change list is one big form already (it carries the CSRF token); this button
+        # posts it to the revoke URL instead: one click, no JavaScript, no nested form.
+        return format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post" '
+            "formnovalidate>Revoke</button>",
+            reverse("admin:quotas_apikey_revoke", args=[obj.pk]),
+        )
+
+    def revoke_view(self, request, object_id):
+        api_key = self.get_object(request, object_id)
+        if request.method != "POST" or api_key is None:
+            return HttpResponseNotAllowed(["POST"]) if api_key else HttpResponseNotFound()
+        if not self.has_change_permission(request, api_key):
+            raise PermissionDenied
+        if not api_key.revoked:
+            api_key.revoked = True
+            api_key.save(update_fields=["revoked"])
+            self.message_user(request, f"Revoked the key '{api_key.name}' ({api_key.prefix}).")
+        return HttpResponseRedirect(reverse("admin:quotas_apikey_changelist"))

@@ -5,7 +5,7 @@ check does not grow with the number of agents, jobs or days stored.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 
 from django.conf import settings
@@ -35,7 +35,7 @@ from quotas.models import (
     RepoLimit,
     RepoUsage,
 )
-from quotas.periods import day_start
+from quotas.periods import day_start, quota_zone
 from quotas.rules import (
     EXCEEDED,
     HOUR,
@@ -274,4 +274,15 @@ def model_usage_record(*, model: str, now: datetime | None = None) -> ModelUsage
         cost_microcents=today.cost_microcents if today else 0,
         requests_last_hour=started,
         period_start=day_start(now),
+    )
+
+
+def daily_usage(kind: str, *, first_day: date, last_day: date) -> QuerySet:
+    """Per-day usage rows of agents (``kind='agent'``) or models, oldest first, for export."""
+    zone = quota_zone()
+    since = datetime.combine(first_day, time.min, tzinfo=zone)
+    until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone)
+    usage_model, subject = (AgentUsage, "agent_id") if kind == "agent" else (ModelUsage, "model")
+    return usage_model.objects.filter(period_start__gte=since, period_start__lt=until).order_by(
+        "period_start", subject
     )

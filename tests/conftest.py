@@ -89,3 +89,22 @@ def api(make_client):
 def admin_api(make_client):
     """An administrator's client."""
     return make_client("admin")
+
+
+@pytest.fixture
+def login(client, django_user_model):
+    """Log a user of the given role into the admin: 'superuser', 'Budget managers' or 'Viewers'."""
+    from django.contrib.auth.models import Group
+
+    def log_in(role="Budget managers"):
+        if role == "superuser":
+            user = django_user_model.objects.create_superuser("root", password="pw-root-123")
+        else:
+            user = django_user_model.objects.create_user(
+                role.split()[0].lower(), password="pw-123-456", is_staff=True
+            )
+            user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        return client
+
+    return log_in

@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.urls import path
+from django.utils import timezone
+
+from quotas import exports
+from quotas.dashboard import dashboard_context
+
+
+class QuotasAdminSite(admin.AdminSite):
+    """The Django admin, opening on the budget dashboard, with the usage exports."""
+
+    site_header = "quotas"
+    site_title = "quotas"
+    index_title = "Dashboard"
+    index_template = "admin/quotas/index.html"
+
+    def index(self, request, extra_context=None):
+        context = {**dashboard_context(now=timezone.now()), **(extra_context or {})}
+        return super().index(request, context)
+
+    def get_urls(self):
+        export = self.admin_view(self.export)
+        return [
+            path("export/agent-usage.csv", export, {"kind": "agent"}, name="export_agent_usage"),
+            path("export/model-usage.csv", export, {"kind": "model"}, name="export_model_usage"),
+            *super().get_urls(),
+        ]
+
+    def export(self, request, kind):
+        if not request.user.has_perm("quotas.export_usage"):
+            raise PermissionDenied
+        return exports.usage_csv(request, kind)

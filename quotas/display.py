@@ -1,0 +1,71 @@
+"""How numbers, money, durations and standings look to a budget manager."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils.html import format_html
+
+from quotas.models import MICROCENTS_PER_CENT
+
+UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+STANDING_LABELS = {"ok": "OK", "warning": "Warning", "exceeded": "Exceeded", "paused": "Paused"}
+
+
+def number(value: int) -> str:
+    return f"{value:,}"
+
+
+def limit(value: int) -> str:
+    return "unlimited" if value == 0 else number(value)
+
+
+def used_of(used: int, of: int) -> str:
+    """'1,234 of 10,000', or '1,234 of unlimited'."""
+    return f"{number(used)} of {limit(of)}"
+
+
+def dollars_from_microcents(microcents: int) -> str:
+    """Microcents as dollars to the nearest cent (halves up), e.g. '$1,234.05'."""
+    cents = (microcents + MICROCENTS_PER_CENT // 2) // MICROCENTS_PER_CENT
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+def dollars_from_cents(cents: int) -> str:
+    return f"${Decimal(cents) / 100:,.2f}"
+
+
+def duration(value: timedelta) -> str:
+    """A duration as people say it: '1h 30m', '45m', '2d 4h'; '0' for none."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in UNITS:
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts) or "0"
+
+
+def minutes_left(left: timedelta) -> str:
+    """'12 min', '1 h 5 min': rounded up, so that a wait never reads shorter than it is."""
+    minutes = max(1, -(-int(left.total_seconds()) // 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def badge(standing: str):
+    """The standing as text and colour (never colour alone)."""
+    return format_html(
+        '<span class="quota-badge quota-{}">{}</span>', standing, STANDING_LABELS[standing]
+    )
+
+
+def bar(used: int, of: int, text: str):
+    """A progress bar with its figures written beside it; no bar for unlimited."""
+    if of <= 0:
+        return text
+    return format_html(
+        '<progress class="quota-bar" value="{}" max="{}" aria-hidden="true"></progress> {}',
+        min(used, of),
+        of,
+        text,
+    )
