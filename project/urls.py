@@ -5,3 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("quotas.api.urls")),
 ]
+
+handler404 = "quotas.api.errors.not_found"
+handler500 = "quotas.api.errors.server_error"

@@ -1,5 +1,6 @@
 """The OpenAPI document, the docs page, and health."""
 
+import base64
 import re
 
 import pytest
@@ -78,3 +79,43 @@ def test_health_is_503_when_the_database_does_not_answer(db, monkeypatch):
     monkeypatch.setattr(views, "connection", Down())
     response = APIClient().get("/api/v1/health")
     assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+
+
+def test_a_forged_job_cursor_is_404_not_500(api):
+    forged = base64.b64encode(b"p=abc").decode()
+    response = api.get(f"/api/v1/jobs?cursor={forged}")
+    assert (response.status_code, response.json()) == (404, {"detail": "Invalid cursor"})
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/usage/repos/0", "/api/v2/check"])
+def test_unknown_api_paths_answer_json_404(api, path):
+    response = api.get(path)
+    assert (response.status_code, response["Content-Type"], response.json()) == (
+        404,
+        "application/json",
+        {"detail": "Not found."},
+    )
+
+
+def test_unknown_pages_outside_the_api_stay_html(client, db):
+    response = client.get("/nothing-here")
+    assert (response.status_code, response["Content-Type"].split(";")[0]) == (404, "text/html")
+
+
+def test_a_model_id_with_a_newline_in_the_path_is_a_400_naming_the_field(api):
+    response = api.get("/api/v1/usage/models/a%0Ab")
+    assert response.status_code == 400
+    assert list(response.json()) == ["model"]
+
+
+def test_an_unexpected_error_in_the_api_is_json(api, make_allowance, monkeypatch):
+    from quotas import services
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    make_allowance()
+    monkeypatch.setattr(services, "check", broken)
+    api.raise_request_exception = False
+    response = api.post("/api/v1/check", {"agent_id": "agent-1"}, format="json")
+    assert (response.status_code, response.json()) == (500, {"detail": "Internal server error."})

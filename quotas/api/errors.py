@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -32,3 +34,17 @@ def exception_handler(exc, context):
             f"{exc.detail} Send a JSON body with Content-Type: application/json."
         )
     return drf_exception_handler(exc, context)
+
+
+def not_found(request, exception=None):
+    """Django's 404 for paths no URL pattern matches: JSON under /api/, HTML elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """The last resort: an API client gets JSON, never an HTML error page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal server error."}, status=500)
+    return defaults.server_error(request)

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -28,7 +27,7 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field(OpenApiTypes.INT)
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS})
 class SecondsField(serializers.Field):
     """A duration as whole seconds; 0 means unlimited (or no cooldown)."""
 

@@ -92,6 +92,18 @@ class JobFilter(serializers.Serializer):
 # Answers
 
 
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class FieldErrors(serializers.Serializer):
+    """Each malformed field with what to fix, e.g. {"tokens_in": ["..."]}; problems with the
+    body as a whole come under "detail" or "non_field_errors"."""
+
+    detail = serializers.CharField(required=False)
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 class QuotaCheckResultSerializer(serializers.Serializer):
     allowed = serializers.BooleanField()
     status = serializers.ChoiceField(choices=[OK, WARNING, EXCEEDED])

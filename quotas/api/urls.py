@@ -19,6 +19,9 @@ router.register("model-quotas", views.ModelQuotaViewSet, basename="model-quota")
 router.register("repo-limits", views.RepoLimitViewSet, basename="repo-limit")
 
 REPO = r"(?P<repo>[A-Za-z0-9-]+/[A-Za-z0-9._-]+?)"
+# Any text up to the optional trailing slash (newlines too): the views' validators then answer
+# a malformed id with a 400 that says what is wrong, rather than a bare 404.
+ANY = r"(?s:.+?)"
 
 v1 = [
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
@@ -27,9 +30,11 @@ v1 = [
     re_path(r"^usage/?$", views.UsageReportView.as_view(), name="usage"),
     re_path(r"^repo-events/?$", views.RepoEventView.as_view(), name="repo-events"),
     re_path(
-        r"^usage/agents/(?P<agent_id>[^/]+?)/?$", views.AgentUsageView.as_view(), name="agent-usage"
+        rf"^usage/agents/(?P<agent_id>{ANY})/?$", views.AgentUsageView.as_view(), name="agent-usage"
     ),
-    re_path(r"^usage/models/(?P<model>.+?)/?$", views.ModelUsageView.as_view(), name="model-usage"),
+    re_path(
+        rf"^usage/models/(?P<model>{ANY})/?$", views.ModelUsageView.as_view(), name="model-usage"
+    ),
     re_path(rf"^usage/repos/{REPO}/?$", views.RepoUsageView.as_view(), name="repo-usage"),
     re_path(r"^jobs/?$", views.JobListView.as_view(), name="jobs"),
     re_path(

@@ -2,8 +2,16 @@
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers as drf_serializers
 from rest_framework import status, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
@@ -16,11 +24,13 @@ from quotas.api.auth import HasAdminKey, ReadAnyWriteAdmin
 from quotas.models import AgentAllowance, Job, ModelQuota, RepoLimit
 
 ERRORS = {
-    400: OpenApiResponse(description="Malformed input; the body names each field to fix."),
-    401: OpenApiResponse(description="Missing or wrong API key."),
-    403: OpenApiResponse(description="The key's role may not do this."),
-    404: OpenApiResponse(description="No allowance for this agent (and no '*' default)."),
+    400: OpenApiResponse(s.FieldErrors, "Malformed input; the body names each field to fix."),
+    401: OpenApiResponse(s.ErrorSerializer, "Missing or wrong API key."),
+    403: OpenApiResponse(s.ErrorSerializer, "The key's role may not do this."),
+    404: OpenApiResponse(s.ErrorSerializer, "No allowance for this agent (and no '*' default)."),
 }
+NOT_FOUND = OpenApiResponse(s.ErrorSerializer, "Nothing with this id.")
+HEALTH = inline_serializer("Health", {"status": drf_serializers.CharField()})
 
 
 def parsed(serializer_class, data) -> dict:
@@ -34,7 +44,7 @@ class HealthView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={200: OpenApiResponse(description='{"status": "ok"}'), 503: OpenApiResponse()},
+        responses={200: HEALTH, 503: OpenApiResponse(HEALTH, "The database does not answer.")},
         auth=[],
     )
     def get(self, request):
@@ -65,6 +75,15 @@ class DispatchView(APIView):
             401: ERRORS[401],
             404: ERRORS[404],
         },
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                int,
+                OpenApiParameter.HEADER,
+                response=[429],
+                description="Seconds to wait before dispatching again.",
+            )
+        ],
     )
     def post(self, request):
         outcome = services.dispatch(**parsed(s.DispatchInput, request.data))
@@ -93,7 +112,9 @@ class UsageReportView(APIView):
         request=s.UsageReportInput,
         responses={
             200: s.UsageReportResultSerializer,
-            409: OpenApiResponse(description="A different final event for a job that ended."),
+            409: OpenApiResponse(
+                s.ErrorSerializer, "A different final event for a job that ended."
+            ),
             **ERRORS,
         },
     )
@@ -116,13 +137,17 @@ class AgentUsageView(APIView):
 
 
 class ModelUsageView(APIView):
-    @extend_schema(responses={200: s.ModelUsageSerializer, 400: ERRORS[400], 401: ERRORS[401]})
+    @extend_schema(
+        responses={200: s.ModelUsageSerializer, 400: ERRORS[400], 401: ERRORS[401], 404: NOT_FOUND}
+    )
     def get(self, request, model):
         return Response(s.ModelUsageSerializer(selectors.model_usage_record(model=model)).data)
 
 
 class RepoUsageView(APIView):
-    @extend_schema(responses={200: s.RepoUsageSerializer, 400: ERRORS[400], 401: ERRORS[401]})
+    @extend_schema(
+        responses={200: s.RepoUsageSerializer, 400: ERRORS[400], 401: ERRORS[401], 404: NOT_FOUND}
+    )
     def get(self, request, repo):
         return Response(s.RepoUsageSerializer(selectors.repo_usage_record(repo=repo)).data)
 
@@ -143,12 +168,31 @@ class JobPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def decode_cursor(self, request):
+        # DRF trusts the position inside a well-formed cursor; a forged one ('p=abc') would
+        # reach the database as an id and fail there with a 500.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                int(cursor.position)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+        return cursor
+
 
 class JobListView(ListAPIView):
     serializer_class = s.JobSerializer
     pagination_class = JobPagination
 
-    @extend_schema(parameters=[s.JobFilter])
+    @extend_schema(
+        parameters=[s.JobFilter],
+        responses={
+            200: s.JobSerializer(many=True),
+            400: ERRORS[400],
+            401: ERRORS[401],
+            404: OpenApiResponse(s.ErrorSerializer, "Not a cursor this service gave out."),
+        },
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -162,11 +206,28 @@ class JobListView(ListAPIView):
         return jobs
 
 
+def limit_schema(serializer):
+    """The answers every limit endpoint gives, for the OpenAPI document."""
+    read = {401: ERRORS[401]}
+    write = {400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403]}
+    return extend_schema_view(
+        list=extend_schema(responses={200: serializer(many=True), **read}),
+        create=extend_schema(responses={201: serializer, **write}),
+        retrieve=extend_schema(responses={200: serializer, 404: NOT_FOUND, **read}),
+        update=extend_schema(responses={200: serializer, 404: NOT_FOUND, **write}),
+        partial_update=extend_schema(responses={200: serializer, 404: NOT_FOUND, **write}),
+        destroy=extend_schema(
+            responses={204: None, 404: NOT_FOUND, 401: ERRORS[401], 403: ERRORS[403]}
+        ),
+    )
+
+
 class LimitViewSet(viewsets.ModelViewSet):
     permission_classes = [ReadAnyWriteAdmin]
     pagination_class = None
 
 
+@limit_schema(s.AllowanceSerializer)
 class AllowanceViewSet(LimitViewSet):
     queryset = AgentAllowance.objects.all()
     serializer_class = s.AllowanceSerializer
@@ -174,6 +235,7 @@ class AllowanceViewSet(LimitViewSet):
     lookup_value_regex = r"[A-Za-z0-9._:*-]+"
 
 
+@limit_schema(s.ModelQuotaSerializer)
 class ModelQuotaViewSet(LimitViewSet):
     queryset = ModelQuota.objects.all()
     serializer_class = s.ModelQuotaSerializer
@@ -182,6 +244,7 @@ class ModelQuotaViewSet(LimitViewSet):
     lookup_value_regex = r"[A-Za-z0-9._:/-]+?"
 
 
+@limit_schema(s.RepoLimitSerializer)
 class RepoLimitViewSet(LimitViewSet):
     queryset = RepoLimit.objects.all()
     serializer_class = s.RepoLimitSerializer
