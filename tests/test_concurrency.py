@@ -13,6 +13,7 @@ from django.db import connection
 
 from quotas import services
 from quotas.models import AgentAllowance, AgentUsage, Job, ModelUsage, UsageEvent
+from quotas.reconcile import reconcile_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,6 +53,7 @@ def test_fifty_concurrent_dispatches_admit_exactly_the_concurrency_limit(make_al
     }
     assert Job.objects.filter(state="running").count() == 3
     assert AgentUsage.objects.get().jobs_started == 3
+    assert reconcile_usage() == []  # the books agree with the event log
 
 
 def test_concurrent_dispatches_never_pass_the_daily_job_limit(make_allowance, now):
@@ -63,6 +65,7 @@ def test_concurrent_dispatches_never_pass_the_daily_job_limit(make_allowance, no
     outcomes = run_at_once(calls, workers=40)
     assert sum(o.result.allowed for o in outcomes) == 7
     assert AgentUsage.objects.get().jobs_started == 7
+    assert reconcile_usage() == []  # the books agree with the event log
 
 
 def test_concurrent_dispatches_of_many_agents_share_the_models_hourly_limit(
@@ -82,6 +85,7 @@ def test_concurrent_dispatches_of_many_agents_share_the_models_hourly_limit(
     assert sum(o.result.allowed for o in outcomes) == 12
     assert ModelUsage.objects.get().requests == 12
     assert Job.objects.filter(model="claude-sonnet").count() == 12
+    assert reconcile_usage() == []  # the books agree with the event log
 
 
 def test_the_same_job_dispatched_concurrently_is_started_once(make_allowance, now):
@@ -91,6 +95,7 @@ def test_the_same_job_dispatched_concurrently_is_started_once(make_allowance, no
     assert all(o.result.allowed for o in outcomes)
     assert sum(not o.duplicate for o in outcomes) == 1
     assert (Job.objects.count(), AgentUsage.objects.get().jobs_started) == (1, 1)
+    assert reconcile_usage() == []  # the books agree with the event log
 
 
 def test_a_thousand_concurrent_completions_add_up_exactly(make_allowance, make_model_quota, now):
@@ -114,6 +119,7 @@ def test_a_thousand_concurrent_completions_add_up_exactly(make_allowance, make_m
     model = ModelUsage.objects.get()
     assert (model.tokens_used, model.cost_microcents) == (7000, 1000 * 400)
     assert UsageEvent.objects.count() == 1000
+    assert reconcile_usage() == []  # the books agree with the event log
 
 
 def test_concurrent_retries_of_one_report_count_once(make_allowance, now):
@@ -126,6 +132,7 @@ def test_concurrent_retries_of_one_report_count_once(make_allowance, now):
     outcomes = run_at_once(calls, workers=20)
     assert sum(not o.duplicate for o in outcomes) == 1
     assert AgentUsage.objects.get().tokens_used == 5
+    assert reconcile_usage() == []  # the books agree with the event log
 
 
 def test_a_new_agents_first_requests_racing_create_one_allowance(make_allowance, now):
@@ -137,3 +144,4 @@ def test_a_new_agents_first_requests_racing_create_one_allowance(make_allowance,
     outcomes = run_at_once(calls, workers=20)
     assert AgentAllowance.objects.filter(agent_id="newcomer").count() == 1
     assert sum(o.result.allowed for o in outcomes) == 2
+    assert reconcile_usage() == []  # the books agree with the event log

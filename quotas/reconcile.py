@@ -1,0 +1,125 @@
+"""Recompute every usage counter from the event log, to prove (or repair) the books.
+
+The log is append-only and each event carries the signed amounts it changed, so summing it
+per (agent, day), (model, day) and (repo, day) must give exactly what the usage tables hold.
+Any difference is drift: a bug, a manual edit, or a write that escaped its transaction.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max, Q, Sum
+
+from quotas.models import AgentUsage, ModelUsage, RepoUsage, UsageEvent
+
+Kind = UsageEvent.Kind
+AGENT_EVENTS = [
+    Kind.JOB_STARTED,
+    Kind.JOB_COMPLETED,
+    Kind.JOB_FAILED,
+    Kind.JOB_CANCELLED,
+    Kind.USAGE_RESET,
+]
+
+# (usage model, its subject field, {counter: aggregate over that subject's events})
+BOOKS = [
+    (
+        AgentUsage,
+        "agent_id",
+        {"tokens_used": Sum("tokens_delta"), "jobs_started": Sum("jobs_delta")},
+        Q(event__in=AGENT_EVENTS),
+    ),
+    (
+        ModelUsage,
+        "model",
+        {
+            "tokens_used": Sum("model_tokens_delta"),
+            "cost_microcents": Sum("cost_delta_microcents"),
+            "requests": Sum("requests_delta"),
+        },
+        ~Q(model=""),
+    ),
+    (
+        RepoUsage,
+        "repo",
+        {
+            "prs_opened": Count("pk", filter=Q(event=Kind.PR_OPENED)),
+            "issues_opened": Count("pk", filter=Q(event=Kind.ISSUE_OPENED)),
+            "last_failure_at": Max(
+                "received_at", filter=Q(event__in=[Kind.REPO_FAILURE, Kind.JOB_FAILED])
+            ),
+        },
+        ~Q(repo=""),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Drift:
+    table: str
+    subject: str
+    period_start: datetime
+    counter: str
+    stored: Any
+    expected: Any
+
+    def __str__(self) -> str:
+        return (
+            f"{self.table} {self.subject} {self.period_start:%Y-%m-%d}: {self.counter} is "
+            f"{self.stored}, the event log says {self.expected}"
+        )
+
+
+def reconcile_usage(*, fix: bool = False) -> list[Drift]:
+    """Every difference between the usage tables and the event log; with ``fix``, make the
+    tables agree with the log, in one transaction."""
+    drift = []
+    with transaction.atomic():
+        for usage_model, subject, counters, events in BOOKS:
+            drift += _drift_of(usage_model, subject, counters, events, fix=fix)
+    return drift
+
+
+def _drift_of(usage_model, subject: str, counters: dict, events: Q, *, fix: bool) -> list[Drift]:
+    expected = {
+        (row.pop(subject), row.pop("period_start")): row
+        for row in UsageEvent.objects.filter(events)
+        .order_by()
+        .values(subject, "period_start")
+        .annotate(**counters)
+    }
+    stored = _stored(usage_model, subject, fix)
+    drift = []
+    for key in expected.keys() | stored.keys():
+        found = expected.get(key, {})
+        want = {name: found.get(name) or _zero(usage_model, name) for name in counters}
+        row = stored.get(key)
+        have = {name: getattr(row, name) if row else _zero(usage_model, name) for name in counters}
+        changed = [name for name in counters if have[name] != want[name]]
+        drift += [
+            Drift(usage_model._meta.verbose_name, key[0], key[1], name, have[name], want[name])
+            for name in changed
+        ]
+        if fix and changed:
+            _repair(usage_model, subject, key, row, want)
+    return drift
+
+
+def _stored(usage_model, subject: str, fix: bool) -> dict:
+    rows = usage_model.objects.order_by()
+    if fix:
+        rows = rows.select_for_update()
+    return {(getattr(row, subject), row.period_start): row for row in rows}
+
+
+def _zero(usage_model, name: str):
+    return None if usage_model._meta.get_field(name).null else 0
+
+
+def _repair(usage_model, subject: str, key: tuple, row, want: dict) -> None:
+    if row is None:
+        usage_model.objects.create(**{subject: key[0], "period_start": key[1]}, **want)
+    else:
+        usage_model.objects.filter(pk=row.pk).update(**want)
