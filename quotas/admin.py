@@ -110,9 +110,9 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
     def running(self, obj):
         return display.used_of(obj.running_jobs, obj.concurrent_jobs)
 
-    @admin.display(description="last activity", ordering="last_activity_at", empty_value="never")
+    @admin.display(description="last activity", ordering="last_activity_at")
     def last_activity(self, obj):
-        return obj.last_activity_at
+        return display.moment(obj.last_activity_at, empty="never")
 
     @admin.display(description="usage today")
     def usage_today(self, obj):
@@ -135,7 +135,7 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
                     job.job_id,
                     job.model or "—",
                     job.state,
-                    job.started_at or "—",
+                    display.moment(job.started_at),
                     display.number(job.tokens_charged),
                 )
                 for job in jobs
@@ -144,8 +144,9 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
         if not rows:
             return "No jobs yet."
         return format_html(
-            '<table class="quota-jobs"><thead><tr><th>job</th><th>model</th><th>state</th>'
-            "<th>started</th><th>tokens charged</th></tr></thead><tbody>{}</tbody></table>",
+            '<div class="quota-scroll"><table class="quota-jobs"><thead><tr><th>job</th>'
+            "<th>model</th><th>state</th><th>started</th><th>tokens charged</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
             rows,
         )
 
@@ -158,10 +159,12 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
     def reset_today(self, request, queryset):
         agent_ids = list(queryset.values_list("agent_id", flat=True))
         reset = sum(services.reset_usage(agent_id=agent_id) for agent_id in agent_ids)
+        untouched = len(agent_ids) - reset
+        note = f" ({display.count(untouched, 'agent')} had no usage today)" if untouched else ""
         self.message_user(
             request,
-            f"Started today afresh for {reset} of {len(agent_ids)} selected agents "
-            "(the others had no usage today). Running jobs keep running.",
+            f"Started today afresh for {reset} of {len(agent_ids)} selected agents{note}. "
+            "Running jobs keep running.",
             messages.SUCCESS,
         )
 
@@ -170,14 +173,17 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
         changed = services.set_paused(
             agent_ids=list(queryset.values_list("agent_id", flat=True)), paused=True
         )
-        self.message_user(request, f"Paused {changed} agents. They may start no job until resumed.")
+        self.message_user(
+            request,
+            f"Paused {display.count(changed, 'agent')}. They may start no job until resumed.",
+        )
 
     @admin.action(description="Resume the selected agents", permissions=["change"])
     def resume(self, request, queryset):
         changed = services.set_paused(
             agent_ids=list(queryset.values_list("agent_id", flat=True)), paused=False
         )
-        self.message_user(request, f"Resumed {changed} agents.")
+        self.message_user(request, f"Resumed {display.count(changed, 'agent')}.")
 
 
 @admin.register(ModelQuota)

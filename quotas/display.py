@@ -1,11 +1,12 @@
 """How numbers, money, durations and standings look to a budget manager."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.utils.html import format_html
 
 from quotas.models import MICROCENTS_PER_CENT
+from quotas.periods import quota_zone
 
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 STANDING_LABELS = {"ok": "OK", "warning": "Warning", "exceeded": "Exceeded", "paused": "Paused"}
@@ -50,6 +51,16 @@ def minutes_left(left: timedelta) -> str:
     minutes = max(1, -(-int(left.total_seconds()) // 60))
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def moment(value: datetime | None, empty: str = "—") -> str:
+    """A time in QUOTAS_TIME_ZONE, short: 'Nov 29 16:05'."""
+    return empty if value is None else value.astimezone(quota_zone()).strftime("%b %d %H:%M")
+
+
+def count(amount: int, noun: str) -> str:
+    """'1 agent', '3 agents'."""
+    return f"{amount:,} {noun}{'' if amount == 1 else 's'}"
 
 
 def badge(standing: str):
