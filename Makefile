@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format install
+.PHONY: run test lint format install bench-admin
 
 install: $(STAMP)
 
@@ -34,3 +34,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# How fast the admin renders with 200 agents (a throwaway SQLite database).
+bench-admin: $(STAMP)
+	$(BIN)/python bench/admin_pages.py --agents 200 --rounds 20

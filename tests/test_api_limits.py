@@ -866,3 +866,21 @@ def test_a_patch_with_a_negative_price_changes_nothing(admin_api, make_model_quo
     )
     assert (response.status_code, list(response.json())) == (400, ["input_price_per_mtok"])
     assert ModelQuota.objects.get().input_price_per_mtok == Decimal("3")
+
+
+def test_history_names_the_api_key_behind_every_change(admin_api, db):
+    from quotas.models import AgentAllowance, APIKey
+
+    key = APIKey.objects.get(role="admin")
+    admin_api.post("/api/v1/allowances", {"agent_id": "bot", "daily_token_limit": 5}, format="json")
+    admin_api.patch("/api/v1/allowances/bot", {"daily_token_limit": 9}, format="json")
+    admin_api.delete("/api/v1/allowances/bot")
+    history = AgentAllowance.history.order_by("history_id")
+    reason = f"API key '{key.name}' ({key.prefix})"
+    assert list(
+        history.values_list("history_type", "daily_token_limit", "history_change_reason")
+    ) == [
+        ("+", 5, reason),
+        ("~", 9, reason),
+        ("-", 9, reason),
+    ]

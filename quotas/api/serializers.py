@@ -6,6 +6,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.validators import UniqueValidator
+from simple_history.utils import update_change_reason
 
 from quotas.api.fields import SecondsField, StrictIntegerField
 from quotas.models import MICROCENTS_PER_CENT, AgentAllowance, Job, ModelQuota, RepoLimit
@@ -22,6 +23,10 @@ from quotas.validators import (
     validate_model_list,
     validate_repo,
 )
+
+
+def changed_by_key(api_key) -> str:
+    return f"API key '{api_key.name}' ({api_key.prefix})"
 
 
 class IdField(serializers.CharField):
@@ -207,10 +212,18 @@ class LimitSerializerMixin:
     def create(self, validated_data):
         try:
             with transaction.atomic():
-                return super().create(validated_data)
+                instance = super().create(validated_data)
         except IntegrityError:
             message = self.fields[self.id_field].validators[-1].message
             raise serializers.ValidationError({self.id_field: [message]}) from None
+        self._note_who(instance)
+        return instance
+
+    def _note_who(self, instance) -> None:
+        """History names the person behind an admin change; through the API it is the key."""
+        request = self.context.get("request")
+        if request is not None and request.auth is not None:
+            update_change_reason(instance, changed_by_key(request.auth))
 
     def update(self, instance, validated_data):
         for field, value in validated_data.items():
@@ -222,6 +235,7 @@ class LimitSerializerMixin:
             if type(instance).objects.filter(pk=instance.pk).exists():
                 raise
             raise NotFound(f"{getattr(instance, self.id_field)} was deleted meanwhile.") from None
+        self._note_who(instance)
         return instance
 
 

@@ -226,6 +226,10 @@ class LimitViewSet(viewsets.ModelViewSet):
     permission_classes = [ReadAnyWriteAdmin]
     pagination_class = None
 
+    def perform_destroy(self, instance):
+        instance._change_reason = s.changed_by_key(self.request.auth)  # read by the history
+        instance.delete()
+
 
 @limit_schema(s.AllowanceSerializer)
 class AllowanceViewSet(LimitViewSet):
