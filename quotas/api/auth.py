@@ -5,8 +5,11 @@ header (the library's own parser expects ``Api-Key``), answers 401 with ``WWW-Au
 for a missing or wrong key, and 403 for a right key of the wrong role.
 """
 
+import time
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
@@ -25,15 +28,24 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Malformed Authorization header: send 'Authorization: Bearer <key>'."
+        address = request.META.get("REMOTE_ADDR", "")
+        if _bad_keys_this_minute(address) >= settings.QUOTAS_BAD_KEY_LIMIT:
+            raise exceptions.Throttled(
+                wait=60 - int(time.time()) % 60,
+                detail="Too many invalid API keys from this address; wait and try again.",
             )
         try:
-            key = header[1].decode("ascii")
-            api_key = APIKey.objects.get_from_key(key)
+            if len(header) != 2:
+                raise exceptions.AuthenticationFailed(
+                    "Malformed Authorization header: send 'Authorization: Bearer <key>'."
+                )
+            api_key = APIKey.objects.get_from_key(header[1].decode("ascii"))
         except (UnicodeDecodeError, APIKey.DoesNotExist):
+            _count_bad_key(address)
             raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        except exceptions.AuthenticationFailed:
+            _count_bad_key(address)
+            raise
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
         _note_use(api_key)
@@ -41,6 +53,21 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="quotas"'
+
+
+def _bad_key_counter(address: str) -> str:
+    # One counter per address and clock minute: a burst is refused, the next minute is not.
+    return f"quotas:bad-api-key:{address}:{int(time.time()) // 60}"
+
+
+def _bad_keys_this_minute(address: str) -> int:
+    return cache.get(_bad_key_counter(address), 0)
+
+
+def _count_bad_key(address: str) -> None:
+    counter = _bad_key_counter(address)
+    cache.add(counter, 0, timeout=120)
+    cache.incr(counter)
 
 
 def _note_use(api_key: APIKey) -> None:

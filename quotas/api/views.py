@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from quotas import selectors, services
 from quotas.api import serializers as s
 from quotas.api.auth import HasAdminKey, ReadAnyWriteAdmin
+from quotas.api.logging import note
 from quotas.models import AgentAllowance, Job, ModelQuota, RepoLimit
 
 ERRORS = {
@@ -59,7 +60,9 @@ class HealthView(APIView):
 class CheckView(APIView):
     @extend_schema(request=s.CheckInput, responses={200: s.QuotaCheckResultSerializer, **ERRORS})
     def post(self, request):
-        result = services.check(**parsed(s.CheckInput, request.data))
+        data = parsed(s.CheckInput, request.data)
+        result = services.check(**data)
+        note(request, agent=data["agent_id"], decision=result.reason_code or "allowed")
         return Response(s.QuotaCheckResultSerializer(result).data)
 
 
@@ -86,8 +89,11 @@ class DispatchView(APIView):
         ],
     )
     def post(self, request):
-        outcome = services.dispatch(**parsed(s.DispatchInput, request.data))
+        data = parsed(s.DispatchInput, request.data)
+        outcome = services.dispatch(**data)
         result = outcome.result
+        decision = "duplicate" if outcome.duplicate else result.reason_code or "allowed"
+        note(request, agent=data["agent_id"], decision=decision)
         body = s.DispatchResultSerializer(
             {
                 **result.as_dict(),
@@ -119,7 +125,10 @@ class UsageReportView(APIView):
         },
     )
     def post(self, request):
-        outcome = services.record_usage(**parsed(s.UsageReportInput, request.data))
+        data = parsed(s.UsageReportInput, request.data)
+        outcome = services.record_usage(**data)
+        decision = f"{data['event']}{' duplicate' if outcome.duplicate else ''}"
+        note(request, agent=data["agent_id"], decision=decision)
         return Response(s.UsageReportResultSerializer(outcome).data)
 
 
