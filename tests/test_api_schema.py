@@ -119,3 +119,21 @@ def test_an_unexpected_error_in_the_api_is_json(api, make_allowance, monkeypatch
     api.raise_request_exception = False
     response = api.post("/api/v1/check", {"agent_id": "agent-1"}, format="json")
     assert (response.status_code, response.json()) == (500, {"detail": "Internal server error."})
+
+
+def test_a_database_error_in_the_api_is_a_json_503(api, make_allowance, monkeypatch):
+    from django.db import OperationalError
+
+    from quotas import services
+
+    def unreachable(**kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    make_allowance()
+    monkeypatch.setattr(services, "check", unreachable)
+    response = api.post("/api/v1/check", {"agent_id": "agent-1"}, format="json")
+    assert (response.status_code, response["Retry-After"], response.json()) == (
+        503,
+        "5",
+        {"detail": "The database is unavailable; try again shortly."},
+    )

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -17,7 +18,23 @@ STATUS_OF = {
 }
 
 
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable() -> Response:
+    return Response(
+        {"detail": "The database is unavailable; try again shortly."},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database went away (stopped, restarting, unreachable): say so, and let Django
+        # drop the broken connection so that the next request connects afresh.
+        connection.close_if_unusable_or_obsolete()
+        return database_unavailable()
     if isinstance(exc, QuotaError):
         code = STATUS_OF.get(type(exc), status.HTTP_400_BAD_REQUEST)
         body = {exc.field: [exc.message]} if code == 400 and exc.field else {"detail": exc.message}
