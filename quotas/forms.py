@@ -8,7 +8,14 @@ from django.core.exceptions import ValidationError
 from pytimeparse import parse as parse_duration
 
 from quotas import display
-from quotas.models import AgentAllowance, ModelQuota, ModelUsage, RepoLimit
+from quotas.models import (
+    MODEL_QUOTA_LIMITS,
+    REPO_LIMITS,
+    AgentAllowance,
+    ModelQuota,
+    ModelUsage,
+    RepoLimit,
+)
 from quotas.validators import BIGINT_MAX
 
 MAX_DURATION = timedelta(days=366)
@@ -105,14 +112,7 @@ class ModelQuotaForm(forms.ModelForm):
 
     class Meta:
         model = ModelQuota
-        fields = [
-            "model",
-            "daily_token_budget",
-            "hourly_rate_limit",
-            "cost_ceiling",
-            "input_price_per_mtok",
-            "output_price_per_mtok",
-        ]
+        fields = ["model", *MODEL_QUOTA_LIMITS]
         labels = {
             "input_price_per_mtok": "Input price (US dollars per million tokens)",
             "output_price_per_mtok": "Output price (US dollars per million tokens)",
@@ -126,4 +126,4 @@ class RepoLimitForm(forms.ModelForm):
 
     class Meta:
         model = RepoLimit
-        fields = ["repo", "max_daily_prs", "max_daily_issues", "cooldown_after_failure"]
+        fields = ["repo", *REPO_LIMITS]

@@ -41,6 +41,26 @@ def counter(help_text: str = "", *, big: bool = False) -> models.Field:
     return field(default=0, validators=[MinValueValidator(0)], help_text=help_text)
 
 
+# The limits of each kind, in the order people read them; the admin, the API and the copy of
+# the '*' default allowance all use these lists.
+ALLOWANCE_LIMITS = (
+    "daily_token_limit",
+    "daily_job_limit",
+    "concurrent_jobs",
+    "max_job_duration",
+    "model_allowlist",
+    "paused",
+)
+MODEL_QUOTA_LIMITS = (
+    "daily_token_budget",
+    "hourly_rate_limit",
+    "cost_ceiling",
+    "input_price_per_mtok",
+    "output_price_per_mtok",
+)
+REPO_LIMITS = ("max_daily_prs", "max_daily_issues", "cooldown_after_failure")
+
+
 class AgentAllowance(models.Model):
     agent_id = models.CharField(
         max_length=ID_MAX_LENGTH,

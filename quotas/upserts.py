@@ -10,17 +10,8 @@ from typing import Any
 
 from django.db import connection, models
 
-from quotas.models import AgentAllowance
+from quotas.models import ALLOWANCE_LIMITS, AgentAllowance
 from quotas.validators import BIGINT_MAX
-
-LIMIT_FIELDS = (
-    "daily_token_limit",
-    "daily_job_limit",
-    "concurrent_jobs",
-    "max_job_duration",
-    "model_allowlist",
-    "paused",
-)
 
 
 def add_to_usage(
@@ -69,7 +60,7 @@ def lock_copy_of_default_allowance(agent_id: str, default_id: str, *, now: datet
     qn = connection.ops.quote_name
     meta = AgentAllowance._meta
     table = qn(meta.db_table)
-    columns = ", ".join(qn(meta.get_field(name).column) for name in LIMIT_FIELDS)
+    columns = ", ".join(qn(meta.get_field(name).column) for name in ALLOWANCE_LIMITS)
     stamp = meta.get_field("created_at").get_db_prep_save(now, connection)
     agent = qn("agent_id")
     sql = (

@@ -9,7 +9,16 @@ from rest_framework.validators import UniqueValidator
 from simple_history.utils import update_change_reason
 
 from quotas.api.fields import SecondsField, StrictIntegerField
-from quotas.models import MICROCENTS_PER_CENT, AgentAllowance, Job, ModelQuota, RepoLimit
+from quotas.models import (
+    ALLOWANCE_LIMITS,
+    MICROCENTS_PER_CENT,
+    MODEL_QUOTA_LIMITS,
+    REPO_LIMITS,
+    AgentAllowance,
+    Job,
+    ModelQuota,
+    RepoLimit,
+)
 from quotas.rules import EXCEEDED, OK, WARNING
 from quotas.validators import (
     ACTIONS,
@@ -261,17 +270,7 @@ class AllowanceSerializer(LimitSerializerMixin, serializers.ModelSerializer):
 
     class Meta:
         model = AgentAllowance
-        fields = [
-            "agent_id",
-            "daily_token_limit",
-            "daily_job_limit",
-            "concurrent_jobs",
-            "max_job_duration",
-            "model_allowlist",
-            "paused",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["agent_id", *ALLOWANCE_LIMITS, "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
 
@@ -295,16 +294,7 @@ class ModelQuotaSerializer(LimitSerializerMixin, serializers.ModelSerializer):
 
     class Meta:
         model = ModelQuota
-        fields = [
-            "model",
-            "daily_token_budget",
-            "hourly_rate_limit",
-            "cost_ceiling",
-            "input_price_per_mtok",
-            "output_price_per_mtok",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["model", *MODEL_QUOTA_LIMITS, "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
 
@@ -322,12 +312,5 @@ class RepoLimitSerializer(LimitSerializerMixin, serializers.ModelSerializer):
 
     class Meta:
         model = RepoLimit
-        fields = [
-            "repo",
-            "max_daily_prs",
-            "max_daily_issues",
-            "cooldown_after_failure",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["repo", *REPO_LIMITS, "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
