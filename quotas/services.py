@@ -4,7 +4,7 @@ The admin, the API and the management commands call these functions and nothing 
 usage. Each write is one transaction: either every counter moves or none does.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 
@@ -477,7 +477,9 @@ def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
     """What the first dispatch of this job answered; for a job first seen through a usage
     report (never dispatched here) an admission reflecting the agent's usage now."""
     if job.decision:
-        return QuotaCheckResult(**job.decision)
+        # Only the fields the result has now, should a stored decision predate one of them.
+        names = {field.name for field in fields(QuotaCheckResult)}
+        return QuotaCheckResult(**{k: v for k, v in job.decision.items() if k in names})
     allowance = agent.allowance
     return QuotaCheckResult(
         allowed=True,
