@@ -101,11 +101,13 @@ def dispatch(
     records nothing, so the dispatcher may retry the same ``job_id`` once the refusal clears.
     """
     require_valid(agent_id=agent_id, job_id=job_id, model=model, repo=repo)
-    now = now or timezone.now()
     with transaction.atomic():
         # Locking the allowance row serializes every dispatch and report of this agent: two
         # dispatchers can never both take its last free slot or its last job of the day.
-        duration = _lock_agent(agent_id, now)
+        duration = _lock_agent(agent_id, now or timezone.now())
+        # The clock is read once the lock is held, so the ledger's start and end times follow
+        # the order in which the lock was granted.
+        now = now or timezone.now()
         # Locking the model quota does the same for the model's hourly limit across agents.
         if model:
             ModelQuota.objects.select_for_update().filter(model=model).values_list("pk").first()
@@ -161,10 +163,10 @@ def record_usage(
     """
     require_valid(agent_id=agent_id, job_id=job_id, model=model, event=event)
     require_token_counts(tokens_in=tokens_in, tokens_out=tokens_out)
-    now = now or timezone.now()
     with transaction.atomic():
         # The allowance lock makes a retried report wait for the first one, then see it.
-        _lock_agent(agent_id, now)
+        _lock_agent(agent_id, now or timezone.now())
+        now = now or timezone.now()  # after the lock, as in dispatch
         job = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
         if job is not None and job.model and model and model != job.model:
             raise UsageConflict(
