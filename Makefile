@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format install bench-admin
+.PHONY: run test lint format install bench-admin bench bench-scale
 
 install: $(STAMP)
 
@@ -38,3 +38,12 @@ format: $(STAMP)
 # How fast the admin renders with 200 agents (a throwaway SQLite database).
 bench-admin: $(STAMP)
 	$(BIN)/python bench/admin_pages.py --agents 200 --rounds 20
+
+# Throughput and latency of the API under load: gunicorn (gunicorn.conf.py) against a throwaway
+# PostgreSQL database on 127.0.0.1:5432 (BENCH_ARGS="--db sqlite" for SQLite). See bench/api.py.
+bench: $(STAMP)
+	$(BIN)/python bench/api.py $(BENCH_ARGS)
+
+# The same after loading 100,000 agents, 1,000,000 jobs and 90 days of usage history.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/api.py --scale $(BENCH_ARGS)

@@ -1,0 +1,41 @@
+"""The API benchmark still runs end to end: a tiny run on SQLite. The script sets its own
+DATABASE_URL and SECRET_KEY, so a CI run on PostgreSQL never reaches the test database."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBER = r"(\d+\.\d)"
+ENDPOINT = re.compile(
+    rf"^(?P<label>.+?)\s+rps\s+{NUMBER}\s+p50\s+{NUMBER} ms\s+p95\s+{NUMBER} ms\s+"
+    rf"p99\s+{NUMBER} ms\s+(\d+\.\d\d) x baseline\s+(\d+) errors"
+)
+
+
+def test_api_benchmark_reports_throughput_and_latency_of_every_endpoint():
+    result = subprocess.run(
+        [sys.executable, "bench/api.py", "--db", "sqlite", "--seconds", "1", "--connections", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {
+        m["label"]: m.groups()[1:] for m in map(ENDPOINT.match, result.stdout.splitlines()) if m
+    }
+    for label in (
+        "GET /api/v1/health",
+        "POST /api/v1/check",
+        "POST /api/v1/dispatch",
+        "dispatch + job_completed",
+    ):
+        rps, p50, p95, p99, ratio, errors = rows[label]
+        assert float(rps) > 0 and float(ratio) > 0, result.stdout
+        assert 0 < float(p50) <= float(p95) <= float(p99), result.stdout
+        assert errors == "0", result.stdout
+    assert rows["GET /api/v1/health"][4] == "1.00"
+    verdicts = re.findall(r"^(PASS|FAIL)  ", result.stdout, re.MULTILINE)
+    assert len(verdicts) == 3, result.stdout
