@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from quotas import prepared
 from quotas.exceptions import AllowanceNotFound, InvalidInput
 from quotas.models import (
     AgentAllowance,
@@ -71,7 +72,11 @@ def _earliest(queryset: QuerySet, group_by: str, field: str) -> Subquery:
 
 def allowances_with_usage(now: datetime) -> QuerySet[AgentAllowance]:
     """Allowances annotated with today's tokens and jobs and their running jobs."""
-    usage = AgentUsage.objects.filter(agent_id=OuterRef("agent_id"), period_start=day_start(now))
+    return _allowances_with_usage(day_start(now))
+
+
+def _allowances_with_usage(period: datetime) -> QuerySet[AgentAllowance]:
+    usage = AgentUsage.objects.filter(agent_id=OuterRef("agent_id"), period_start=period)
     running = Job.objects.filter(agent_id=OuterRef("agent_id"), state=Job.State.RUNNING)
     return AgentAllowance.objects.annotate(
         tokens_today=_value_or_zero(usage, "tokens_used", BigIntegerField()),
@@ -128,7 +133,21 @@ def agent_state(
     does not, the common case). With ``running_since``, running jobs started before it are
     counted as overdue instead of running.
     """
-    queryset = allowances_with_usage(now).filter(agent_id=agent_id)
+    allowance = prepared.first(
+        "agent_state",
+        _agent_query,
+        agent_id=agent_id,
+        period=day_start(now),
+        job_id=job_id or None,
+        running_since=running_since,
+    )
+    return None if allowance is None else agent_state_from(allowance)
+
+
+def _agent_query(
+    *, agent_id: str, period: datetime, job_id: str | None, running_since: datetime | None
+) -> QuerySet[AgentAllowance]:
+    queryset = _allowances_with_usage(period).filter(agent_id=agent_id)
     if job_id:
         jobs = Job.objects.filter(agent_id=OuterRef("agent_id"), job_id=job_id)
         queryset = queryset.annotate(existing_job_pk=Subquery(jobs.values("pk")[:1]))
@@ -140,8 +159,7 @@ def agent_state(
             oldest_running_at=_earliest(current, "agent_id", "started_at"),
             overdue_jobs=_count(running.filter(started_at__lt=running_since), "agent_id"),
         )
-    allowance = queryset.first()
-    return None if allowance is None else agent_state_from(allowance)
+    return queryset
 
 
 def current_agent_state(agent_id: str, *, now: datetime) -> AgentState | None:
@@ -156,8 +174,12 @@ def current_agent_state(agent_id: str, *, now: datetime) -> AgentState | None:
 
 def model_quotas_with_usage(now: datetime) -> QuerySet[ModelQuota]:
     """Model quotas annotated with today's tokens and cost and the last hour's jobs."""
-    usage = ModelUsage.objects.filter(model=OuterRef("model"), period_start=day_start(now))
-    window = Job.objects.filter(model=OuterRef("model"), started_at__gt=now - HOUR)
+    return _model_quotas_with_usage(period=day_start(now), window_start=now - HOUR)
+
+
+def _model_quotas_with_usage(*, period: datetime, window_start: datetime) -> QuerySet[ModelQuota]:
+    usage = ModelUsage.objects.filter(model=OuterRef("model"), period_start=period)
+    window = Job.objects.filter(model=OuterRef("model"), started_at__gt=window_start)
     return ModelQuota.objects.annotate(
         tokens_today=_value_or_zero(usage, "tokens_used", BigIntegerField()),
         cost_today=_value_or_zero(usage, "cost_microcents", BigIntegerField()),
@@ -170,7 +192,9 @@ def model_state(model: str, *, now: datetime) -> ModelState | None:
     """Today's usage of a model beside its quota, or None if the model has no quota."""
     if not model:
         return None
-    quota = model_quotas_with_usage(now).filter(model=model).first()
+    quota = prepared.first(
+        "model_state", _model_query, model=model, period=day_start(now), window_start=now - HOUR
+    )
     if quota is None:
         return None
     return ModelState(
@@ -184,7 +208,11 @@ def model_state(model: str, *, now: datetime) -> ModelState | None:
 
 def repo_limits_with_usage(now: datetime) -> QuerySet[RepoLimit]:
     """Repository limits annotated with today's PRs and issues and the last failure."""
-    usage = RepoUsage.objects.filter(repo=OuterRef("repo"), period_start=day_start(now))
+    return _repo_limits_with_usage(day_start(now))
+
+
+def _repo_limits_with_usage(period: datetime) -> QuerySet[RepoLimit]:
+    usage = RepoUsage.objects.filter(repo=OuterRef("repo"), period_start=period)
     # A cooldown may run past midnight, so the last failure is looked up across days.
     failures = RepoUsage.objects.filter(repo=OuterRef("repo"), last_failure_at__isnull=False)
     return RepoLimit.objects.annotate(
@@ -194,11 +222,19 @@ def repo_limits_with_usage(now: datetime) -> QuerySet[RepoLimit]:
     )
 
 
+def _model_query(*, model: str, period: datetime, window_start: datetime) -> QuerySet:
+    return _model_quotas_with_usage(period=period, window_start=window_start).filter(model=model)
+
+
+def _repo_query(*, repo: str, period: datetime) -> QuerySet:
+    return _repo_limits_with_usage(period).filter(repo=repo)
+
+
 def repo_state(repo: str, *, now: datetime) -> RepoState | None:
     """Today's activity on a repository beside its limit, or None if it has no limit."""
     if not repo:
         return None
-    limit = repo_limits_with_usage(now).filter(repo=repo).first()
+    limit = prepared.first("repo_state", _repo_query, repo=repo, period=day_start(now))
     if limit is None:
         return None
     return RepoState(

@@ -1,0 +1,42 @@
+"""quotas.prepared: a query shape compiled once per connection, run with new values."""
+
+from datetime import timedelta
+
+import pytest
+
+from quotas import prepared, selectors, services
+from quotas.models import AgentAllowance
+
+
+def by_agent(*, agent_id, since=None):
+    queryset = AgentAllowance.objects.filter(agent_id=agent_id)
+    return queryset if since is None else queryset.filter(created_at__gte=since)
+
+
+def test_values_are_bound_anew_on_every_run(make_allowance, now, django_assert_num_queries):
+    make_allowance("a", daily_token_limit=1)
+    make_allowance("b", daily_token_limit=2)
+    assert prepared.first("by_agent", by_agent, agent_id="a").daily_token_limit == 1
+    with django_assert_num_queries(1):
+        assert prepared.first("by_agent", by_agent, agent_id="b").daily_token_limit == 2
+    assert prepared.first("by_agent", by_agent, agent_id="nobody") is None
+    later = now + timedelta(days=3650)
+    assert prepared.first("by_agent", by_agent, agent_id="a", since=later) is None
+
+
+def test_annotations_come_back_converted_as_the_orm_gives_them(make_allowance, now):
+    make_allowance(concurrent_jobs=5)
+    services.dispatch(agent_id="agent-1", job_id="j", now=now)
+    state = selectors.agent_state("agent-1", now=now, job_id="j")
+    plain = selectors.allowances_with_usage(now).get(agent_id="agent-1")
+    assert (state.running_jobs, state.jobs_started, state.oldest_running_at) == (1, 1, now)
+    assert state.oldest_running_at == plain.oldest_running_at
+    assert state.existing_job_pk is not None
+
+
+def test_a_value_that_does_not_become_a_parameter_is_refused(db):
+    def inlined(*, agent_id):
+        return AgentAllowance.objects.all()  # never uses agent_id
+
+    with pytest.raises(ValueError, match="did not reach the SQL"):
+        prepared.first("inlined", inlined, agent_id="a")
