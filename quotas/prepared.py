@@ -23,7 +23,7 @@ def first(name: str, build: Callable[..., models.QuerySet], **values) -> models.
     shape = (name, tuple(sorted(given)))
     if shape not in cache:
         cache[shape] = _compile(build, given, values)
-    compiler, sql, params, slots = cache[shape]
+    compiler, sql, params, slots, converters = cache[shape]
     bound = [
         param if slot is None else _adapt(given[slot])
         for param, slot in zip(params, slots, strict=True)
@@ -31,7 +31,7 @@ def first(name: str, build: Callable[..., models.QuerySet], **values) -> models.
     with connection.cursor() as cursor:
         cursor.execute(sql, bound)
         rows = cursor.fetchall()
-    return next(_instances(compiler, rows), None)
+    return next(_instances(compiler, converters, rows), None)
 
 
 def _compile(build, given: dict, values: dict):
@@ -46,7 +46,9 @@ def _compile(build, given: dict, values: dict):
         raise ValueError(
             f"{sorted(missing)} did not reach the SQL of {build.__name__} as parameters"
         )
-    return compiler, sql, params, slots
+    # Converters (e.g. SQLite's text to datetime) depend on the columns only: found once.
+    columns = [column[0] for column in compiler.select[: compiler.col_count]]
+    return compiler, sql, params, slots, compiler.get_converters(columns)
 
 
 def _sentinel(index: int, value):
@@ -64,13 +66,14 @@ def _adapt(value):
     return value
 
 
-def _instances(compiler, rows):
+def _instances(compiler, converters, rows):
     """Rows to model instances with their annotations, as django.db.models.query.ModelIterable."""
     select, klass_info = compiler.select, compiler.klass_info
     start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
     names = [column[0].target.attname for column in select[start:end]]
     model = klass_info["model"]
-    for row in compiler.results_iter(results=[rows]):
+    converted = compiler.apply_converters(rows, converters) if converters else rows
+    for row in converted:
         instance = model.from_db(connection.alias, names, row[start:end])
         for attribute, position in compiler.annotation_col_map.items():
             setattr(instance, attribute, row[position])
