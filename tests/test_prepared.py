@@ -40,3 +40,28 @@ def test_a_value_that_does_not_become_a_parameter_is_refused(db):
 
     with pytest.raises(ValueError, match="did not reach the SQL"):
         prepared.first("inlined", inlined, agent_id="a")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_threads_connection_keeps_its_own_compiled_queries(make_allowance):
+    import threading
+
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    make_allowance("a", daily_token_limit=1)
+    assert prepared.first("by_agent", by_agent, agent_id="a").daily_token_limit == 1
+    seen = {}
+
+    def other_thread():
+        try:
+            own = connections[DEFAULT_DB_ALIAS]
+            seen["before"] = "quotas_prepared" in own.__dict__
+            seen["limit"] = prepared.first("by_agent", by_agent, agent_id="a").daily_token_limit
+            seen["after"] = ("by_agent", ("agent_id",)) in own.__dict__["quotas_prepared"]
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(timeout=30)
+    assert seen == {"before": False, "limit": 1, "after": True}
