@@ -40,8 +40,13 @@ from quotas.models import (
     UsageEvent,
 )
 from quotas.periods import day_start, quota_zone
-from quotas.rules import EXCEEDED, OK, WARNING, is_near, remaining, standing
-from quotas.selectors import agent_state_from, allowances_with_usage, model_quotas_with_usage
+from quotas.rules import model_status, standing
+from quotas.selectors import (
+    agent_state_from,
+    allowances_with_usage,
+    model_quotas_with_usage,
+    model_state_from,
+)
 from quotas.validators import DEFAULT_AGENT_ID
 
 HISTORY_DAYS = 14
@@ -249,13 +254,7 @@ def _model_row(quota: ModelQuota) -> dict:
         (tokens, quota.daily_token_budget, number, "tokens"),
         (cost, ceiling, dollars_from_microcents, "spent"),
     ]
-    # The same tests as the check's model rules (the hourly rate aside: it is not a daily limit).
-    if remaining(quota.daily_token_budget, tokens) == 0 or remaining(ceiling, cost) == 0:
-        status = EXCEEDED
-    elif is_near(tokens, quota.daily_token_budget) or is_near(cost, ceiling):
-        status = WARNING
-    else:
-        status = OK
+    status = model_status(model_state_from(quota))
     return {"pk": quota.pk, "name": quota.model, **_limit_fields(limits, status)}
 
 

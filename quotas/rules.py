@@ -101,6 +101,17 @@ def agent_status(agent: AgentState) -> str:
     return WARNING if is_near(agent.tokens_used, allowance.daily_token_limit) else OK
 
 
+def model_status(model: ModelState) -> str:
+    """A model's standing today against its daily limits (the hourly rate is not daily)."""
+    quota = model.quota
+    ceiling = quota.cost_ceiling * MICROCENTS_PER_CENT
+    if _at_limit(model.tokens_used, quota.daily_token_budget) or _at_limit(
+        model.cost_microcents, ceiling
+    ):
+        return EXCEEDED
+    return WARNING if _model_near(model) else OK
+
+
 def standing(agent: AgentState) -> str:
     """What a budget manager sees: paused, or else the agent's status today."""
     return PAUSED if agent.allowance.paused else agent_status(agent)

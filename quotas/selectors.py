@@ -195,8 +195,11 @@ def model_state(model: str, *, now: datetime) -> ModelState | None:
     quota = prepared.first(
         "model_state", _model_query, model=model, period=day_start(now), window_start=now - HOUR
     )
-    if quota is None:
-        return None
+    return None if quota is None else model_state_from(quota)
+
+
+def model_state_from(quota: ModelQuota) -> ModelState:
+    """The state of a quota annotated by model_quotas_with_usage()."""
     return ModelState(
         quota=quota,
         tokens_used=quota.tokens_today,

@@ -455,3 +455,25 @@ def test_yesterdays_usage_does_not_count_today(
         100,
         1,
     )
+
+
+@pytest.mark.parametrize(
+    ("tokens", "cents", "status"),
+    [
+        (0, 0, "ok"),
+        (799, 0, "ok"),
+        (800, 0, "warning"),
+        (1000, 0, "exceeded"),
+        (0, 400, "warning"),
+        (0, 500, "exceeded"),
+    ],
+)
+def test_a_models_standing_follows_the_same_limits_as_the_check(
+    make_model_quota, now, tokens, cents, status
+):
+    from quotas.rules import model_status
+    from quotas.selectors import model_state
+
+    make_model_quota(daily_token_budget=1000, cost_ceiling=500)
+    model_usage(now, tokens=tokens, cost_cents=cents)
+    assert model_status(model_state("claude-sonnet", now=now)) == status
