@@ -65,3 +65,23 @@ def test_each_threads_connection_keeps_its_own_compiled_queries(make_allowance):
     thread.start()
     thread.join(timeout=30)
     assert seen == {"before": False, "limit": 1, "after": True}
+
+
+@pytest.mark.postgres_only
+def test_postgresql_prepares_the_hot_path_once_a_connection_repeats_it(make_allowance, now):
+    from django.db import connection
+
+    make_allowance("a", daily_token_limit=100)
+
+    def prepared_on_server():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    services.check(agent_id="a", now=now)
+    assert not any("quotas_agentallowance" in sql for sql in prepared_on_server())
+    for _ in range(5):
+        assert services.check(agent_id="a", now=now).remaining_tokens == 100
+    # Parsed and planned once; later checks only bind the agent and the day.
+    assert sum("quotas_agentallowance" in sql for sql in prepared_on_server()) == 1
+    assert services.check(agent_id="a", now=now).remaining_tokens == 100
