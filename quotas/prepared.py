@@ -1,16 +1,22 @@
-"""Run an ORM query shape compiled once per connection: the hot path's reads.
+"""Run an ORM statement compiled once per connection: the hot path's reads and writes.
 
 Building and compiling the annotated querysets of the state reads (correlated subqueries)
 costs about 25 times what running them costs, and a check makes three. The queryset stays the
 one definition of each read; it is compiled once per connection and shape, with sentinel
 values that mark where each argument lands among the SQL parameters, and later runs bind the
 real values in their place and turn rows into model instances as Django's own iterable does.
+
+The ledger's writes (a new job or event, a job's new state) go the same way: Django's
+compiler writes the INSERT or UPDATE once per model and field list, and each run only turns
+the instance's values into parameters as ``Model.save()`` would. They send no save signals;
+nothing listens for them on these models.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models import sql
 
 SENTINEL_EPOCH = datetime(1901, 1, 1, tzinfo=UTC)
 
@@ -19,10 +25,8 @@ def first(name: str, build: Callable[..., models.QuerySet], **values) -> models.
     """``build(**values).first()``, compiled once per connection for each shape (which of
     ``values`` are given). Values are strings or aware datetimes."""
     given = {key: value for key, value in values.items() if value is not None}
-    # The wrapper of this thread's connection, not the process-wide django.db.connection proxy:
-    # a compiled query belongs to one connection, and threads each have their own.
     connection = connections[DEFAULT_DB_ALIAS]
-    cache = connection.__dict__.setdefault("quotas_prepared", {})
+    cache = _cache(connection)
     shape = (name, tuple(sorted(given)))
     if shape not in cache:
         cache[shape] = _compile(connection, build, given, values)
@@ -35,6 +39,69 @@ def first(name: str, build: Callable[..., models.QuerySet], **values) -> models.
         cursor.execute(sql, bound)
         rows = cursor.fetchall()
     return next(_instances(connection, compiler, converters, rows), None)
+
+
+def insert(instance: models.Model) -> None:
+    """``instance.save()`` of a new row: INSERT ... RETURNING its primary key."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    meta = instance._meta
+    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    cache = _cache(connection)
+    shape = ("insert", meta.label)
+    if shape not in cache:
+        query = sql.InsertQuery(type(instance))
+        query.insert_values(fields, [instance])
+        compiler = query.get_compiler(connection=connection)
+        compiler.returning_fields = [meta.pk]
+        [(statement, params)] = compiler.as_sql()
+        cache[shape] = _checked(statement, len(params), len(fields))
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(cache[shape], values)
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding, instance._state.db = False, connection.alias
+
+
+def update(instance: models.Model, field_names: Iterable[str]) -> None:
+    """``instance.save(update_fields=field_names)`` of a row that exists."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    field_names = tuple(field_names)
+    fields = [instance._meta.get_field(name) for name in field_names]
+    raw = [field.pre_save(instance, False) for field in fields]
+    values = [
+        field.get_db_prep_save(value, connection) for field, value in zip(fields, raw, strict=True)
+    ]
+    # Django writes a None as a literal NULL, so which values are None is part of the shape.
+    shape = ("update", instance._meta.label, *(value is None for value in values), *field_names)
+    bound = [value for value in values if value is not None] + [instance.pk]
+    cache = _cache(connection)
+    if shape not in cache:
+        query = sql.UpdateQuery(type(instance))
+        query.add_update_fields(
+            [(field, None, value) for field, value in zip(fields, raw, strict=True)]
+        )
+        query.add_filter("pk", instance.pk)
+        statement, params = query.get_compiler(connection=connection).as_sql()
+        cache[shape] = _checked(statement, len(params), len(bound))
+    with connection.cursor() as cursor:
+        cursor.execute(cache[shape], bound)
+        if cursor.rowcount != 1:
+            raise type(instance).DoesNotExist(f"{instance} is gone; nothing was updated")
+
+
+def _checked(statement: str, compiled: int, bound: int) -> str:
+    """The statement, once it is certain that later runs bind as many values as it takes."""
+    if compiled != bound:
+        raise ValueError(f"{statement} takes {compiled} parameters, not {bound}")
+    return statement
+
+
+def _cache(connection) -> dict:
+    # Kept on this thread's connection wrapper, not on the process-wide django.db.connection
+    # proxy: compiled statements belong to one connection, and threads each have their own.
+    return connection.__dict__.setdefault("quotas_prepared", {})
 
 
 def _compile(connection, build, given: dict, values: dict):

@@ -12,7 +12,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from quotas import selectors
+from quotas import prepared, selectors
 from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
 from quotas.models import (
     AgentAllowance,
@@ -50,6 +50,17 @@ FINAL_STATES = {
     Kind.JOB_CANCELLED: Job.State.CANCELLED,
 }
 ENDED_STATES = frozenset(FINAL_STATES.values())
+# What a final report changes on a job it found in the ledger (the model, when the report
+# names one for a job dispatched without).
+ENDED_FIELDS = (
+    "model",
+    "state",
+    "ended_at",
+    "tokens_in",
+    "tokens_out",
+    "tokens_charged",
+    "cost_charged_microcents",
+)
 REPO_EVENTS = (Kind.PR_OPENED, Kind.ISSUE_OPENED, Kind.REPO_FAILURE)
 
 
@@ -110,7 +121,7 @@ def dispatch(
         now = now or timezone.now()
         # Locking the model quota does the same for the model's hourly limit across agents.
         if model:
-            ModelQuota.objects.select_for_update().filter(model=model).values_list("pk").first()
+            prepared.first("lock_model_quota", _model_quota_for_update, model=model)
         # Read only now, with every lock held: under READ COMMITTED a statement sees what was
         # committed before it began, so reading in the locking statement itself could miss
         # the jobs that the transaction we waited for had just started.
@@ -167,7 +178,7 @@ def record_usage(
         # The allowance lock makes a retried report wait for the first one, then see it.
         _lock_agent(agent_id, now or timezone.now())
         now = now or timezone.now()  # after the lock, as in dispatch
-        job = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
+        job = prepared.first("job", _job, agent_id=agent_id, job_id=job_id)
         if job is not None and job.model and model and model != job.model:
             raise UsageConflict(
                 f"job {job_id} was started on model {job.model}, not {model}", field="model"
@@ -239,9 +250,9 @@ def _start_job(job: Job, report: Report) -> None:
     job.started_at = report.now
     if job.pk is None:
         job.state = Job.State.RUNNING
-        job.save()
+        prepared.insert(job)
     else:
-        job.save(update_fields=["started_at", "model"])
+        prepared.update(job, ["started_at", "model"])
     _count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id)
     if job.model:
         _count(ModelUsage, report, add={"requests": 1}, model=job.model)
@@ -257,12 +268,15 @@ def _end_job(job: Job, event: Kind, report: Report) -> bool:
         raise UsageConflict(
             f"job {job.job_id} already ended as {job.state}; {event} cannot change that"
         )
-    quota = ModelQuota.objects.filter(model=job.model).first() if job.model else None
+    quota = prepared.first("model_quota", _model_quota, model=job.model) if job.model else None
     tokens, cost = job_charge(event, report.tokens_in, report.tokens_out, quota)
     job.state, job.ended_at = final_state, report.now
     job.tokens_in, job.tokens_out = report.tokens_in, report.tokens_out
     job.tokens_charged, job.cost_charged_microcents = tokens, cost
-    job.save()
+    if job.pk is None:
+        prepared.insert(job)
+    else:
+        prepared.update(job, ENDED_FIELDS)
     if tokens:
         _count(AgentUsage, report, add={"tokens_used": tokens}, agent_id=job.agent_id)
     if job.model and (tokens or cost):
@@ -286,7 +300,7 @@ def _end_job(job: Job, event: Kind, report: Report) -> bool:
 
 
 def _log(job: Job, event: Kind, report: Report, **deltas: int) -> None:
-    UsageEvent.objects.create(
+    entry = UsageEvent(
         event=event,
         agent_id=job.agent_id,
         job_id=job.job_id,
@@ -299,6 +313,7 @@ def _log(job: Job, event: Kind, report: Report, **deltas: int) -> None:
         period_start=day_start(report.now),
         **deltas,
     )
+    prepared.insert(entry)
 
 
 # Repository events
@@ -457,12 +472,31 @@ def _agent_state(agent_id: str, now: datetime) -> AgentState:
 def _lock_agent(agent_id: str, now: datetime) -> timedelta:
     """Lock the agent's allowance row until the transaction ends, creating it from the ``*``
     default on first use; return its maximum job duration."""
-    allowance = AgentAllowance.objects.select_for_update().filter(agent_id=agent_id).first()
+    allowance = prepared.first("lock_allowance", _allowance_for_update, agent_id=agent_id)
     if allowance is not None:
         return allowance.max_job_duration
     if not lock_copy_of_default_allowance(agent_id, DEFAULT_AGENT_ID, now=now):
         raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
     return timedelta(0)  # just created, or by a racing first request: no job can be overdue
+
+
+# The hot path's other statements, each compiled once per connection (quotas.prepared).
+
+
+def _allowance_for_update(*, agent_id: str) -> models.QuerySet[AgentAllowance]:
+    return AgentAllowance.objects.select_for_update().filter(agent_id=agent_id)
+
+
+def _model_quota(*, model: str) -> models.QuerySet[ModelQuota]:
+    return ModelQuota.objects.filter(model=model)
+
+
+def _model_quota_for_update(*, model: str) -> models.QuerySet[ModelQuota]:
+    return _model_quota(model=model).select_for_update()
+
+
+def _job(*, agent_id: str, job_id: str) -> models.QuerySet[Job]:
+    return Job.objects.filter(agent_id=agent_id, job_id=job_id)
 
 
 def _expire(agent_id: str, started_before: datetime, now: datetime) -> None:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from quotas import prepared, selectors, services
-from quotas.models import AgentAllowance
+from quotas.models import AgentAllowance, Job
 
 
 def by_agent(*, agent_id, since=None):
@@ -65,6 +65,53 @@ def test_each_threads_connection_keeps_its_own_compiled_queries(make_allowance):
     thread.start()
     thread.join(timeout=30)
     assert seen == {"before": False, "limit": 1, "after": True}
+
+
+def test_an_inserted_row_reads_back_as_the_orm_saved_it(db, now):
+    job = Job(agent_id="a", job_id="j1", model="m", state="running", started_at=now)
+    job.decision = {"allowed": True, "reason": "<b>\u00e9</b>"}
+    prepared.insert(job)
+    assert job.pk is not None and job._state.adding is False
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.agent_id, stored.job_id, stored.model, stored.state) == (
+        "a",
+        "j1",
+        "m",
+        "running",
+    )
+    assert (stored.started_at, stored.ended_at, stored.tokens_charged) == (now, None, 0)
+    assert stored.decision == {"allowed": True, "reason": "<b>\u00e9</b>"}
+    assert stored.created_at == job.created_at  # auto_now_add filled in as save() would
+    second = Job(agent_id="a", job_id="j2", state="running")
+    prepared.insert(second)
+    assert second.pk != job.pk and Job.objects.count() == 2
+
+
+def test_an_update_writes_the_named_fields_whether_they_become_null_or_not(db, now):
+    job = Job(agent_id="a", job_id="j1", state="running", started_at=now, tokens_in=5)
+    prepared.insert(job)
+    job.state, job.ended_at, job.tokens_in = "completed", now, 7
+    prepared.update(job, ["state", "ended_at"])
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.state, stored.ended_at, stored.tokens_in) == ("completed", now, 5)
+    # None is written as a literal NULL by Django: another shape, compiled on its own.
+    job.ended_at, job.started_at = None, now + timedelta(hours=1)
+    prepared.update(job, ["started_at", "ended_at"])
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.started_at, stored.ended_at) == (now + timedelta(hours=1), None)
+    job.ended_at = now
+    prepared.update(job, ["started_at", "ended_at"])
+    assert Job.objects.get(pk=job.pk).ended_at == now
+
+
+def test_an_update_of_a_row_that_is_gone_raises_and_writes_nothing(db):
+    job = Job(agent_id="a", job_id="j1", state="running")
+    prepared.insert(job)
+    Job.objects.filter(pk=job.pk).delete()
+    job.state = "completed"
+    with pytest.raises(Job.DoesNotExist, match="a/j1 is gone"):
+        prepared.update(job, ["state"])
+    assert Job.objects.count() == 0
 
 
 @pytest.mark.postgres_only
