@@ -146,6 +146,13 @@ AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
 # Bad API keys: after this many failed authentications from one address within a minute,
 # further attempts are answered 429 without looking at the key.
 QUOTAS_BAD_KEY_LIMIT = env.int("QUOTAS_BAD_KEY_LIMIT", default=20)
+# How long a worker remembers a valid API key instead of looking it up again (0: never). A
+# key revoked in the admin stops working within this time in every worker.
+QUOTAS_API_KEY_CACHE_SECONDS = env.float("QUOTAS_API_KEY_CACHE_SECONDS", default=1.0)
+if not 0 <= QUOTAS_API_KEY_CACHE_SECONDS <= 60:
+    raise ImproperlyConfigured(
+        f"QUOTAS_API_KEY_CACHE_SECONDS={QUOTAS_API_KEY_CACHE_SECONDS} must be from 0 to 60."
+    )
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://quotas")}
 

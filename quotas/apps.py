@@ -8,6 +8,16 @@ class QuotasConfig(AppConfig):
     verbose_name = "Quotas"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self):
+        from django.db.models.signals import post_delete, post_save
+
+        from quotas.api.auth import forget_keys
+        from quotas.models import APIKey
+
+        # A revoked, expired, re-roled or deleted key must not be taken from memory.
+        post_save.connect(forget_keys, sender=APIKey, dispatch_uid="quotas-forget-keys-save")
+        post_delete.connect(forget_keys, sender=APIKey, dispatch_uid="quotas-forget-keys-del")
+
 
 # Referenced through its module: a top-level AdminConfig here would count as a second
 # default app config of this module.

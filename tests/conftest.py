@@ -36,12 +36,17 @@ def plain_static_files(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Counters of bad API keys live in the cache; each test starts with none."""
+    """Counters of bad API keys live in the cache, valid keys in the workers' memory; each
+    test starts with neither."""
     from django.core.cache import cache
 
+    from quotas.api.auth import forget_keys
+
     cache.clear()
+    forget_keys()
     yield
     cache.clear()
+    forget_keys()
 
 
 @pytest.fixture

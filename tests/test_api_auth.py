@@ -56,7 +56,10 @@ def test_a_valid_key_is_accepted_and_its_use_recorded(make_allowance, key):
     assert timezone.now() - api_key.last_used_at < timedelta(seconds=5)
 
 
-def test_last_use_is_written_at_most_once_a_minute(make_allowance, key, django_assert_num_queries):
+def test_last_use_is_written_at_most_once_a_minute(
+    make_allowance, key, settings, django_assert_num_queries
+):
+    settings.QUOTAS_API_KEY_CACHE_SECONDS = 0
     make_allowance()
     client = client_with(f"Bearer {key[1]}")
     client.post(CHECK, {"agent_id": "agent-1"}, format="json")
@@ -66,27 +69,67 @@ def test_last_use_is_written_at_most_once_a_minute(make_allowance, key, django_a
         assert client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code == 200
 
 
+def test_a_worker_remembers_a_valid_key_for_a_moment(
+    make_allowance, key, monkeypatch, django_assert_num_queries
+):
+    from quotas.api import auth
+
+    clock = [1000.0]
+    monkeypatch.setattr(auth, "_clock", lambda: clock[0])
+    make_allowance()
+    client = client_with(f"Bearer {key[1]}")
+    assert client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code == 200
+    clock[0] += 0.9
+    with django_assert_num_queries(1):  # the agent's state only
+        assert client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code == 200
+    # Revoked by another worker: this one's memory is not told, and runs out after a second.
+    APIKey.objects.filter(pk=key[0].pk).update(revoked=True)
+    assert client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code == 200
+    clock[0] += 0.2
+    response = client.post(CHECK, {"agent_id": "agent-1"}, format="json")
+    assert (response.status_code, response.json()) == (401, {"detail": "Invalid API key."})
+
+
 def test_the_key_word_is_not_case_sensitive(make_allowance, key):
     make_allowance()
     response = client_with(f"bearer {key[1]}").post(CHECK, {"agent_id": "agent-1"}, format="json")
     assert response.status_code == 200
 
 
-def test_a_revoked_key_is_refused(make_allowance, key):
-    make_allowance()
+def used_then_changed(key, change):
+    """A key that has just been used (so it is remembered), then changed in this process."""
     api_key, secret = key
+    client = client_with(f"Bearer {secret}")
+    assert client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code == 200
+    change(api_key)
+    return client.post(CHECK, {"agent_id": "agent-1"}, format="json")
+
+
+def revoke(api_key):
     api_key.revoked = True
     api_key.save()
-    response = client_with(f"Bearer {secret}").post(CHECK, {"agent_id": "agent-1"}, format="json")
+
+
+def expire(api_key):
+    api_key.expiry_date = timezone.now() - timedelta(seconds=1)
+    api_key.save()
+
+
+def test_a_revoked_key_is_refused_at_once(make_allowance, key):
+    make_allowance()
+    response = used_then_changed(key, revoke)
+    assert (response.status_code, response.json()) == (401, {"detail": "Invalid API key."})
+
+
+def test_a_deleted_key_is_refused_at_once(make_allowance, key):
+    make_allowance()
+    response = used_then_changed(key, lambda api_key: api_key.delete())
     assert (response.status_code, response.json()) == (401, {"detail": "Invalid API key."})
 
 
 def test_an_expired_key_is_refused(make_allowance, key):
     make_allowance()
-    api_key, secret = key
-    api_key.expiry_date = timezone.now() - timedelta(seconds=1)
-    api_key.save()
-    response = client_with(f"Bearer {secret}").post(CHECK, {"agent_id": "agent-1"}, format="json")
+    response = used_then_changed(key, expire)
     assert (response.status_code, response.json()) == (401, {"detail": "This API key has expired."})
 
 

@@ -80,6 +80,7 @@ def test_settings_come_from_the_environment():
         ({}, "SECRET_KEY is required when DEBUG is off"),
         ({"SECRET_KEY": "k", "QUOTAS_TIME_ZONE": "Mars/Olympus"}, "is not a time zone name"),
         ({"SECRET_KEY": "k", "QUOTAS_WARNING_RATIO": "1.5"}, "must be above 0 and at most 1"),
+        ({"SECRET_KEY": "k", "QUOTAS_API_KEY_CACHE_SECONDS": "-1"}, "must be from 0 to 60"),
     ],
 )
 def test_bad_settings_stop_the_service_with_a_clear_message(env, message):
