@@ -4,7 +4,7 @@
 (which decides under row locks, then writes) cannot disagree about what a limit means.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import NamedTuple
@@ -72,7 +72,11 @@ class QuotaCheckResult:
         return not self.allowed and self.reason_code not in PERMANENT_REFUSALS
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The answer as JSON values, in the order of Go's struct."""
+        return {name: getattr(self, name) for name in RESULT_FIELDS}
+
+
+RESULT_FIELDS = tuple(field.name for field in fields(QuotaCheckResult))
 
 
 class Refusal(NamedTuple):

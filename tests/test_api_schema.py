@@ -61,6 +61,18 @@ def test_schema_documents_the_dispatch_answers(schema):
     assert {"200", "201", "400", "401", "403", "404", "429"} <= set(answers)
 
 
+def test_check_and_dispatch_answer_exactly_the_documented_fields(schema, api, make_allowance):
+    # The views answer with the result's own fields rather than running the serializers
+    # that document them, so the two must not drift apart.
+    make_allowance()
+    documented = schema["components"]["schemas"]
+    check = api.post("/api/v1/check", {"agent_id": "agent-1"}, format="json")
+    dispatch = api.post("/api/v1/dispatch", {"agent_id": "agent-1", "job_id": "j"}, format="json")
+    assert list(check.json()) == list(documented["QuotaCheckResult"]["properties"])
+    assert list(dispatch.json()) == list(documented["DispatchResult"]["properties"])
+    assert dispatch.json()["job_id"] == "j" and dispatch.json()["remaining_jobs"] == -1
+
+
 def test_docs_page_loads_nothing_from_the_internet(db):
     response = APIClient().get("/api/docs")
     assert response.status_code == 200
