@@ -21,24 +21,75 @@ from django.db.models import sql
 SENTINEL_EPOCH = datetime(1901, 1, 1, tzinfo=UTC)
 
 
+Read = tuple[str, Callable[..., models.QuerySet], dict]  # name, build, values, as first()
+
+
 def first(name: str, build: Callable[..., models.QuerySet], **values) -> models.Model | None:
     """``build(**values).first()``, compiled once per connection for each shape (which of
     ``values`` are given). Values are strings or aware datetimes."""
-    given = {key: value for key, value in values.items() if value is not None}
+    return first_each((name, build, values))[0]
+
+
+def first_each(*reads: Read | None) -> list[models.Model | None]:
+    """``first()`` of each read, in one statement and one round trip; None reads nothing.
+
+    Each read's compiled query becomes a derived table, LEFT JOINed on a condition that is
+    always true to a one-row table: the answer is one row holding every read's columns side
+    by side, NULL where a read found nothing.
+    """
     connection = connections[DEFAULT_DB_ALIAS]
     cache = _cache(connection)
-    shape = (name, tuple(sorted(given)))
-    if shape not in cache:
-        cache[shape] = _compile(connection, build, given, values)
-    compiler, sql, params, slots, converters = cache[shape]
-    bound = [
-        param if slot is None else _adapt(connection, given[slot])
-        for param, slot in zip(params, slots, strict=True)
-    ]
+    parts, bound = [], []
+    for read in reads:
+        if read is None:
+            continue
+        name, build, values = read
+        given = {key: value for key, value in values.items() if value is not None}
+        shape = (name, tuple(sorted(given)))
+        if shape not in cache:
+            cache[shape] = _compile(connection, build, given, values)
+        parts.append(shape)
+        _, _, params, slots, _ = cache[shape]
+        bound += [
+            param if slot is None else _adapt(connection, given[slot])
+            for param, slot in zip(params, slots, strict=True)
+        ]
+    found = iter(_run(connection, cache, parts, bound))
+    return [None if read is None else next(found) for read in reads]
+
+
+def _run(connection, cache: dict, parts: list, bound: list) -> list[models.Model | None]:
+    if not parts:
+        return []
+    if len(parts) == 1:
+        compiler, sql, _, _, converters = cache[parts[0]]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, bound)
+            rows = cursor.fetchall()
+        return [next(_instances(connection, compiler, converters, rows), None)]
+    joined = ("first_each", *parts)
+    if joined not in cache:
+        tables = "".join(
+            f" LEFT JOIN ({cache[shape][1]}) quotas_read_{number} ON 1 = 1"
+            for number, shape in enumerate(parts)
+        )
+        cache[joined] = f"SELECT * FROM (SELECT 1 AS quotas_one) quotas_one{tables}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, bound)
-        rows = cursor.fetchall()
-    return next(_instances(connection, compiler, converters, rows), None)
+        cursor.execute(cache[joined], bound)
+        row = cursor.fetchone()
+    found, start = [], 1
+    for shape in parts:
+        compiler, _, _, _, converters = cache[shape]
+        width = len(compiler.select)
+        own = row[start : start + width]
+        start += width
+        # Every row has a primary key: all NULL means the read found nothing.
+        found.append(
+            next(_instances(connection, compiler, converters, [own]), None)
+            if any(value is not None for value in own)
+            else None
+        )
+    return found
 
 
 def insert(instance: models.Model) -> None:

@@ -134,15 +134,37 @@ def agent_state(
     does not, the common case). With ``running_since``, running jobs started before it are
     counted as overdue instead of running.
     """
-    allowance = prepared.first(
-        "agent_state",
-        _agent_query,
-        agent_id=agent_id,
-        period=day_start(now),
-        job_id=job_id or None,
-        running_since=running_since,
-    )
+    [allowance] = prepared.first_each(_agent_read(agent_id, now, job_id, running_since))
     return None if allowance is None else agent_state_from(allowance)
+
+
+def states(
+    agent_id: str,
+    model: str,
+    repo: str,
+    *,
+    now: datetime,
+    job_id: str = "",
+    running_since: datetime | None = None,
+) -> tuple[AgentState | None, ModelState | None, RepoState | None]:
+    """agent_state(), model_state() and repo_state() at once, in one query."""
+    allowance, quota, limit = prepared.first_each(
+        _agent_read(agent_id, now, job_id, running_since),
+        _model_read(model, now),
+        _repo_read(repo, now),
+    )
+    return (
+        None if allowance is None else agent_state_from(allowance),
+        None if quota is None else model_state_from(quota),
+        None if limit is None else repo_state_from(limit),
+    )
+
+
+def _agent_read(
+    agent_id: str, now: datetime, job_id: str, running_since: datetime | None
+) -> prepared.Read:
+    values = {"agent_id": agent_id, "period": day_start(now), "job_id": job_id or None}
+    return "agent_state", _agent_query, {**values, "running_since": running_since}
 
 
 def _agent_query(
@@ -191,12 +213,15 @@ def _model_quotas_with_usage(*, period: datetime, window_start: datetime) -> Que
 
 def model_state(model: str, *, now: datetime) -> ModelState | None:
     """Today's usage of a model beside its quota, or None if the model has no quota."""
+    [quota] = prepared.first_each(_model_read(model, now))
+    return None if quota is None else model_state_from(quota)
+
+
+def _model_read(model: str, now: datetime) -> prepared.Read | None:
     if not model:
         return None
-    quota = prepared.first(
-        "model_state", _model_query, model=model, period=day_start(now), window_start=now - HOUR
-    )
-    return None if quota is None else model_state_from(quota)
+    values = {"model": model, "period": day_start(now), "window_start": now - HOUR}
+    return "model_state", _model_query, values
 
 
 def model_state_from(quota: ModelQuota) -> ModelState:
@@ -236,11 +261,16 @@ def _repo_query(*, repo: str, period: datetime) -> QuerySet:
 
 def repo_state(repo: str, *, now: datetime) -> RepoState | None:
     """Today's activity on a repository beside its limit, or None if it has no limit."""
-    if not repo:
-        return None
-    limit = prepared.first("repo_state", _repo_query, repo=repo, period=day_start(now))
-    if limit is None:
-        return None
+    [limit] = prepared.first_each(_repo_read(repo, now))
+    return None if limit is None else repo_state_from(limit)
+
+
+def _repo_read(repo: str, now: datetime) -> prepared.Read | None:
+    return ("repo_state", _repo_query, {"repo": repo, "period": day_start(now)}) if repo else None
+
+
+def repo_state_from(limit: RepoLimit) -> RepoState:
+    """The state of a limit annotated by repo_limits_with_usage()."""
     return RepoState(
         limit=limit,
         prs_opened=limit.prs_today,

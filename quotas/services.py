@@ -89,13 +89,13 @@ def check(
     """
     require_valid(agent_id=agent_id, model=model, repo=repo, action=action)
     now = now or timezone.now()
-    agent = _agent_state(agent_id, now)
+    agent, model_state, repo_state = selectors.states(agent_id, model, repo, now=now)
     result = evaluate(
-        agent=agent,
+        agent=_usable_agent_state(agent, agent_id, now),
         model_name=model,
-        model=selectors.model_state(model, now=now),
+        model=model_state,
         repo_name=repo,
-        repo=selectors.repo_state(repo, now=now),
+        repo=repo_state,
         action=action,
         now=now,
     )
@@ -126,7 +126,9 @@ def dispatch(
         # committed before it began, so reading in the locking statement itself could miss
         # the jobs that the transaction we waited for had just started.
         running_since = now - duration if duration else None
-        agent = selectors.agent_state(agent_id, now=now, job_id=job_id, running_since=running_since)
+        agent, model_state, repo_state = selectors.states(
+            agent_id, model, repo, now=now, job_id=job_id, running_since=running_since
+        )
         if agent.overdue_jobs:
             _expire(agent_id, running_since, now)
         if agent.existing_job_pk is not None:
@@ -135,9 +137,9 @@ def dispatch(
         result = evaluate(
             agent=agent,
             model_name=model,
-            model=selectors.model_state(model, now=now),
+            model=model_state,
             repo_name=repo,
-            repo=selectors.repo_state(repo, now=now),
+            repo=repo_state,
             action="",
             now=now,
         )
@@ -178,7 +180,12 @@ def record_usage(
         # The allowance lock makes a retried report wait for the first one, then see it.
         _lock_agent(agent_id, now or timezone.now())
         now = now or timezone.now()  # after the lock, as in dispatch
-        job = prepared.first("job", _job, agent_id=agent_id, job_id=job_id)
+        # A final report naming its model needs that model's prices: read with the job.
+        priced = model if model and event != Kind.JOB_STARTED else ""
+        job, quota = prepared.first_each(
+            ("job", _job, {"agent_id": agent_id, "job_id": job_id}),
+            ("model_quota", _model_quota, {"model": priced}) if priced else None,
+        )
         if job is not None and job.model and model and model != job.model:
             raise UsageConflict(
                 f"job {job_id} was started on model {job.model}, not {model}", field="model"
@@ -194,7 +201,7 @@ def record_usage(
             if not duplicate:
                 _start_job(job, report)
         else:
-            duplicate = _end_job(job, Kind(event), report)
+            duplicate = _end_job(job, Kind(event), report, {priced: quota} if priced else {})
         agent = selectors.current_agent_state(agent_id, now=now)
     return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
 
@@ -259,8 +266,11 @@ def _start_job(job: Job, report: Report) -> None:
     _log(job, Kind.JOB_STARTED, report, jobs_delta=1, requests_delta=1 if job.model else 0)
 
 
-def _end_job(job: Job, event: Kind, report: Report) -> bool:
-    """Charge a final report; return True if it was a duplicate and changed nothing."""
+def _end_job(job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota | None]) -> bool:
+    """Charge a final report; return True if it was a duplicate and changed nothing.
+
+    ``quotas`` holds the quota (None: the model has none) of any model already read.
+    """
     final_state = FINAL_STATES[event]
     if job.state == final_state:
         return True
@@ -268,7 +278,10 @@ def _end_job(job: Job, event: Kind, report: Report) -> bool:
         raise UsageConflict(
             f"job {job.job_id} already ended as {job.state}; {event} cannot change that"
         )
-    quota = prepared.first("model_quota", _model_quota, model=job.model) if job.model else None
+    if job.model in quotas:
+        quota = quotas[job.model]
+    else:
+        quota = prepared.first("model_quota", _model_quota, model=job.model) if job.model else None
     tokens, cost = job_charge(event, report.tokens_in, report.tokens_out, quota)
     job.state, job.ended_at = final_state, report.now
     job.tokens_in, job.tokens_out = report.tokens_in, report.tokens_out
@@ -453,10 +466,9 @@ def close_finished_days(*, now: datetime | None = None, dry_run: bool = False) -
 # Helpers
 
 
-def _agent_state(agent_id: str, now: datetime) -> AgentState:
-    """Today's state of the agent for a check (no locks): created from the ``*`` default on
-    first use, overdue jobs expired so that they no longer hold a slot."""
-    agent = selectors.agent_state(agent_id, now=now)
+def _usable_agent_state(agent: AgentState | None, agent_id: str, now: datetime) -> AgentState:
+    """The agent's state as read for a check (no locks), made usable: its allowance created
+    from the ``*`` default on first use, overdue jobs expired so that they hold no slot."""
     if agent is None:
         lock_copy_of_default_allowance(agent_id, DEFAULT_AGENT_ID, now=now)
         agent = selectors.agent_state(agent_id, now=now)

@@ -67,6 +67,31 @@ def test_each_threads_connection_keeps_its_own_compiled_queries(make_allowance):
     assert seen == {"before": False, "limit": 1, "after": True}
 
 
+def test_several_reads_come_back_from_one_query_each_in_its_place(
+    make_allowance, make_model_quota, make_repo_limit, now, django_assert_num_queries
+):
+    make_allowance("a", daily_token_limit=1)
+    make_allowance("b", daily_token_limit=2)
+    make_model_quota("m", daily_token_budget=30)
+    make_repo_limit("o/r", max_daily_prs=4)
+    services.dispatch(agent_id="a", job_id="j", model="m", now=now)
+    with django_assert_num_queries(1):
+        agent, model, repo = selectors.states("a", "m", "o/r", now=now, job_id="j")
+    assert (agent.allowance.daily_token_limit, agent.running_jobs) == (1, 1)
+    assert agent.existing_job_pk is not None
+    assert (model.quota.daily_token_budget, model.started_last_hour) == (30, 1)
+    assert model.oldest_in_window == now
+    assert (repo.limit.max_daily_prs, repo.prs_opened) == (4, 0)
+    # Found nothing, asked nothing: None in its place, whatever the others found.
+    with django_assert_num_queries(1):
+        assert selectors.states("b", "unknown", "", now=now)[1:] == (None, None)
+    agent, model, repo = selectors.states("nobody", "m", "o/r", now=now)
+    assert agent is None and model.quota.model == "m" and repo.limit.repo == "o/r"
+    assert selectors.states("b", "", "", now=now)[0].allowance.daily_token_limit == 2
+    with django_assert_num_queries(0):
+        assert prepared.first_each(None, None) == [None, None]
+
+
 def test_an_inserted_row_reads_back_as_the_orm_saved_it(db, now):
     job = Job(agent_id="a", job_id="j1", model="m", state="running", started_at=now)
     job.decision = {"allowed": True, "reason": "<b>\u00e9</b>"}
