@@ -14,7 +14,9 @@ connections: GET /api/v1/health (the baseline), POST /api/v1/check, POST /api/v1
 job_completed report), check rate-limited at half its peak and check over one connection
 (latency without queueing). It prints one line per
 endpoint (operations per second, p50/p95/p99 latency, throughput relative to the baseline)
-and PASS or FAIL against the targets; a missed target is reported, not an error.
+and PASS or FAIL against the targets; a missed target is reported, not an error. Each line
+also says where the CPU went, in milliseconds per operation: "load" in the load processes,
+"app" in gunicorn's processes, "db" in PostgreSQL's (every one on the machine; Linux only).
 
 --scale (PostgreSQL) runs everything twice: once near-empty, then again after loading
 100,000 agents, 1,000,000 jobs and 90 days of agent, model and repository usage, and reports
@@ -24,6 +26,7 @@ the check's p50 latency at scale relative to near-empty.
 import argparse
 import contextlib
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -202,7 +205,7 @@ def run_all(options, environment, key, workdir, *, tag: str) -> dict:
     server = start_gunicorn(options, environment, port, workdir / f"gunicorn-{tag}.log")
     try:
         wait_until_healthy(server, port, workdir / f"gunicorn-{tag}.log")
-        return measure_all(options, key, port, tag)
+        return measure_all(options, key, port, tag, server.pid)
     finally:
         stop(server)
 
@@ -253,33 +256,65 @@ def stop(server: subprocess.Popen) -> None:
         server.wait(timeout=5)
 
 
-def measure_all(options, key: str, port: int, tag: str) -> dict:
+def measure_all(options, key: str, port: int, tag: str, server_pid: int) -> dict:
     def workload(kind: str, phase: str) -> loadgen.Workload:
         return loadgen.Workload(kind, key, "127.0.0.1", port, AGENTS, MODELS, REPOS, phase)
 
-    def drive(kind, phase, seconds, rate=0.0, connections=0) -> loadgen.Outcome:
-        return loadgen.drive(
+    def drive(kind, phase, seconds, rate=0.0, connections=0) -> tuple[loadgen.Outcome, dict]:
+        before = cpu_seconds(server_pid)
+        outcome = loadgen.drive(
             workload(kind, phase),
             connections=connections or options.connections,
             processes=options.processes,
             seconds=seconds,
             rate=rate,
         )
+        after = cpu_seconds(server_pid)
+        # On SQLite the database's work is done inside the workers; "db" would only be noise.
+        parts = [part for part in after if part != "db" or options.db == "postgres"]
+        return outcome, {part: after[part] - before[part] for part in parts}
 
     warm_up = min(2.0, max(0.5, options.seconds / 5))
     for kind in ("check", "cycle"):  # every worker imports and connects before it is timed
         drive(kind, f"{tag}-warm-up", warm_up)
-    results = {kind: summary(drive(kind, tag, options.seconds)) for kind in LABELS}
+    results = {kind: summary(*drive(kind, tag, options.seconds)) for kind in LABELS}
     half_rate = results["check"]["rps"] / 2
-    results["half"] = summary(drive("check", tag, options.seconds, rate=half_rate))
+    results["half"] = summary(*drive("check", tag, options.seconds, rate=half_rate))
     # One connection: the latency of a check without queueing, which is what --scale compares
     # (a saturated run's p50 is mostly time spent waiting for a worker).
-    results["single"] = summary(drive("check", tag, min(5.0, options.seconds), connections=1))
+    results["single"] = summary(*drive("check", tag, min(5.0, options.seconds), connections=1))
     print_report(results, half_rate)
     return results
 
 
-def summary(outcome: loadgen.Outcome) -> dict:
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time so far of gunicorn (the arbiter and its workers), of every PostgreSQL process
+    on the machine, and of this script's finished children (the load processes). The first
+    two come from Linux's /proc and are left out where it does not exist."""
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = {"load": own.ru_utime + own.ru_stime}
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return spent
+    spent |= {"app": 0.0, "db": 0.0}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended while we looked
+            continue
+        cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime + stime
+        if server_pid in (int(entry.name), int(stat[1])):
+            spent["app"] += cpu
+        elif command.startswith(b"postgres"):
+            spent["db"] += cpu
+    return spent
+
+
+def summary(outcome: loadgen.Outcome, cpu: dict[str, float]) -> dict:
     ms = sorted(seconds * 1000 for seconds in outcome.latencies)
     elapsed = outcome.last_end - outcome.first_start
     if not ms or elapsed <= 0:
@@ -295,6 +330,8 @@ def summary(outcome: loadgen.Outcome) -> dict:
         "p99": percentile(0.99),
         "count": len(ms),
         "errors": outcome.errors,
+        # CPU milliseconds per operation in each part of the system.
+        "cpu": {part: 1000 * seconds / len(ms) for part, seconds in cpu.items()},
     }
 
 
@@ -302,10 +339,11 @@ def line(label: str, result: dict, baseline: float) -> str:
     ratio = result["rps"] / baseline if baseline else 0.0
     errors = sum(result["errors"].values())
     detail = f" {result['errors']}" if errors else ""
+    cpu = " ".join(f"{part} {ms:.2f}" for part, ms in result.get("cpu", {}).items())
     return (
         f"{label:32} rps {result['rps']:8.1f}  p50 {result['p50']:7.1f} ms  "
         f"p95 {result['p95']:7.1f} ms  p99 {result['p99']:7.1f} ms  "
-        f"{ratio:5.2f} x baseline  {errors} errors{detail}"
+        f"{ratio:5.2f} x baseline  {errors} errors{detail}  cpu ms/op: {cpu}"
     )
 
 

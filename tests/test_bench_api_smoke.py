@@ -37,5 +37,9 @@ def test_api_benchmark_reports_throughput_and_latency_of_every_endpoint():
         assert 0 < float(p50) <= float(p95) <= float(p99), result.stdout
         assert errors == "0", result.stdout
     assert rows["GET /api/v1/health"][4] == "1.00"
+    cpu = re.search(
+        r"^POST /api/v1/check .* cpu ms/op: load ([\d.]+) app ([\d.]+)$", result.stdout, re.M
+    )
+    assert cpu and float(cpu[1]) > 0 and float(cpu[2]) > 0, result.stdout
     verdicts = re.findall(r"^(PASS|FAIL)  ", result.stdout, re.MULTILINE)
     assert len(verdicts) == 3, result.stdout
