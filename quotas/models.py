@@ -222,6 +222,17 @@ def daily_usage_constraints(name: str, subject: str, *counters: str) -> list:
     ]
 
 
+def day_index(name: str, subject: str) -> models.Index:
+    """A day's rows of every subject (the dashboard's totals, closing finished days).
+
+    The subject comes second so that this index, too, finds one subject's row of a day in
+    one step: with the day alone, a planner whose statistics predate today (every morning,
+    on a large table) may pick it for a single subject's lookup and then scan every row of
+    the day, as many as there are active agents, on every check.
+    """
+    return models.Index(fields=["period_start", subject], name=f"{name}_period_idx")
+
+
 class AgentUsage(DailyUsage):
     """What one agent used in one quota day."""
 
@@ -237,7 +248,7 @@ class AgentUsage(DailyUsage):
         constraints = daily_usage_constraints(
             "agent_usage", "agent_id", "tokens_used", "jobs_started"
         )
-        indexes = [models.Index(fields=["period_start"], name="agent_usage_period_idx")]
+        indexes = [day_index("agent_usage", "agent_id")]
 
 
 class ModelUsage(DailyUsage):
@@ -256,7 +267,7 @@ class ModelUsage(DailyUsage):
         constraints = daily_usage_constraints(
             "model_usage", "model", "tokens_used", "cost_microcents", "requests"
         )
-        indexes = [models.Index(fields=["period_start"], name="model_usage_period_idx")]
+        indexes = [day_index("model_usage", "model")]
 
 
 class RepoUsage(DailyUsage):
@@ -273,7 +284,7 @@ class RepoUsage(DailyUsage):
         ordering = ["-period_start", "repo"]
         verbose_name_plural = "repo usage"
         constraints = daily_usage_constraints("repo_usage", "repo", "prs_opened", "issues_opened")
-        indexes = [models.Index(fields=["period_start"], name="repo_usage_period_idx")]
+        indexes = [day_index("repo_usage", "repo")]
 
 
 class RefusalCount(DailyUsage):
@@ -360,7 +371,15 @@ class Job(models.Model):
             ),
             # The sliding-hour rate limit counts a model's jobs by start time.
             models.Index(fields=["model", "started_at"], name="job_model_started_idx"),
-            models.Index(fields=["state", "created_at"], name="job_state_created_idx"),
+            # Finished jobs by state and age, for the lists. Running jobs are left out so that
+            # an agent's running jobs are always looked up in job_running_idx: with both on
+            # offer, a planner whose statistics saw few running jobs may take this one and
+            # read every running job of every agent to count one agent's.
+            models.Index(
+                fields=["state", "created_at"],
+                condition=~Q(state="running"),
+                name="job_state_created_idx",
+            ),
         ]
 
     def __str__(self) -> str:

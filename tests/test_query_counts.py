@@ -230,3 +230,60 @@ def test_duplicate_report_costs_two_queries(limits, now, django_assert_num_queri
         assert services.record_usage(
             agent_id="agent-1", job_id="j", event="job_completed", tokens_in=7, now=now
         ).duplicate
+
+
+def plan_nodes(plan):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.postgres_only
+def test_a_check_reads_only_its_own_agents_rows_even_with_statistics_from_an_empty_day(limits, now):
+    """Every morning the planner's statistics know nothing of today's usage rows, and often
+    little of the running jobs. With an index on the day alone, or one over every job's
+    state, it took those for one agent's lookups and read every active agent's rows."""
+    from django.db import connection
+
+    agents = [f"agent-{n}" for n in range(2, 502)]
+    AgentUsage.objects.bulk_create(
+        AgentUsage(agent_id=agent, period_start=day_start(now - timedelta(days=d)))
+        for agent in agents
+        for d in range(1, 5)
+    )
+    Job.objects.bulk_create(
+        Job(agent_id=agent, job_id=f"old{n}", state="completed", started_at=now - timedelta(days=1))
+        for agent in agents
+        for n in range(4)
+    )
+    with connection.cursor() as cursor:  # statistics of the days before, as every morning
+        cursor.execute("ANALYZE quotas_job, quotas_agentusage")
+    AgentUsage.objects.bulk_create(
+        AgentUsage(agent_id=agent, period_start=day_start(now), tokens_used=5) for agent in agents
+    )
+    Job.objects.bulk_create(
+        Job(agent_id=agent, job_id=f"j{n}", state="running", started_at=now)
+        for agent in agents
+        for n in range(4)
+    )
+    services.dispatch(agent_id="agent-1", job_id="mine", model="claude-sonnet", now=now)
+    statements = []
+
+    def capture(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        result = full_check(now)
+    assert (result.allowed, result.remaining_jobs) == (True, 99)
+    [(sql, params)] = statements
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        [[explained]] = cursor.fetchone()
+    nodes = list(plan_nodes(explained["Plan"]))
+    scans = {node.get("Index Name") for node in nodes} - {None}
+    assert {"agent_usage_day_unique", "agent_usage_period_idx"} & scans
+    assert "job_running_idx" in scans and "job_state_created_idx" not in scans
+    # Every step reads what it returns: no agent's rows read and thrown away for another's.
+    assert [n for n in nodes if n.get("Rows Removed by Filter", 0) > 0] == []
+    assert max(node["Actual Rows"] for node in nodes) <= 2
