@@ -270,9 +270,14 @@ def measure_all(options, key: str, port: int, tag: str, server_pid: int) -> dict
             rate=rate,
         )
         after = cpu_seconds(server_pid)
+        spent = {}
+        for (part, pid), seconds in after.items():
+            # A process that ended meanwhile is left out rather than counted as negative.
+            spent[part] = spent.get(part, 0.0) + seconds - before.get((part, pid), 0.0)
         # On SQLite the database's work is done inside the workers; "db" would only be noise.
-        parts = [part for part in after if part != "db" or options.db == "postgres"]
-        return outcome, {part: after[part] - before[part] for part in parts}
+        return outcome, {
+            part: spent[part] for part in spent if part != "db" or options.db != "sqlite"
+        }
 
     warm_up = min(2.0, max(0.5, options.seconds / 5))
     for kind in ("check", "cycle"):  # every worker imports and connects before it is timed
@@ -287,16 +292,16 @@ def measure_all(options, key: str, port: int, tag: str, server_pid: int) -> dict
     return results
 
 
-def cpu_seconds(server_pid: int) -> dict[str, float]:
-    """CPU time so far of gunicorn (the arbiter and its workers), of every PostgreSQL process
-    on the machine, and of this script's finished children (the load processes). The first
-    two come from Linux's /proc and are left out where it does not exist."""
+def cpu_seconds(server_pid: int) -> dict[tuple[str, int], float]:
+    """CPU time so far, by (part, process id), of this script's finished children (the load
+    processes, as one), of gunicorn (the arbiter and its workers) and of every PostgreSQL
+    process on the machine. The last two come from Linux's /proc, and are left out where it
+    does not exist."""
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
-    spent = {"load": own.ru_utime + own.ru_stime}
+    spent = {("load", 0): own.ru_utime + own.ru_stime}
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return spent
-    spent |= {"app": 0.0, "db": 0.0}
     ticks = os.sysconf("SC_CLK_TCK")
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -308,9 +313,9 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
             continue
         cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime + stime
         if server_pid in (int(entry.name), int(stat[1])):
-            spent["app"] += cpu
+            spent["app", int(entry.name)] = cpu
         elif command.startswith(b"postgres"):
-            spent["db"] += cpu
+            spent["db", int(entry.name)] = cpu
     return spent
 
 
