@@ -157,3 +157,11 @@ def test_postgresql_prepares_the_hot_path_once_a_connection_repeats_it(make_allo
     # Parsed and planned once; later checks only bind the agent and the day.
     assert sum("quotas_agentallowance" in sql for sql in prepared_on_server()) == 1
     assert services.check(agent_id="a", now=now).remaining_tokens == 100
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ["%quotas_agentallowance%"],
+        )
+        generic, custom = cursor.fetchone()
+    assert (generic, custom) == (2, 0)
