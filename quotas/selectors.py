@@ -11,6 +11,7 @@ from fractions import Fraction
 from django.conf import settings
 from django.db.models import (
     BigIntegerField,
+    Case,
     Count,
     DecimalField,
     F,
@@ -20,6 +21,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
@@ -200,19 +202,29 @@ def model_quotas_with_usage(now: datetime) -> QuerySet[ModelQuota]:
     return _model_quotas_with_usage(period=day_start(now), window_start=now - HOUR)
 
 
-def _model_quotas_with_usage(*, period: datetime, window_start: datetime) -> QuerySet[ModelQuota]:
+def _model_quotas_with_usage(
+    *, period: datetime, window_start: datetime, only_if_rate_limited: bool = False
+) -> QuerySet[ModelQuota]:
     usage = ModelUsage.objects.filter(model=OuterRef("model"), period_start=period)
     window = Job.objects.filter(model=OuterRef("model"), started_at__gt=window_start)
+    started, oldest = _count(window, "model"), _earliest(window, "started_at")
+    if only_if_rate_limited:
+        # Counting the last hour reads every job of it; a model without an hourly limit
+        # skips that (the database evaluates the CASE's other branch only when taken).
+        unlimited = Q(hourly_rate_limit=0)
+        started = Case(When(unlimited, then=Value(0)), default=started)
+        oldest = Case(When(unlimited, then=Value(None)), default=oldest)
     return ModelQuota.objects.annotate(
         tokens_today=_value_or_zero(usage, "tokens_used", BigIntegerField()),
         cost_today=_value_or_zero(usage, "cost_microcents", BigIntegerField()),
-        started_last_hour=_count(window, "model"),
-        oldest_in_window=_earliest(window, "started_at"),
+        started_last_hour=started,
+        oldest_in_window=oldest,
     )
 
 
 def model_state(model: str, *, now: datetime) -> ModelState | None:
-    """Today's usage of a model beside its quota, or None if the model has no quota."""
+    """Today's usage of a model beside its quota, or None if the model has no quota; for the
+    rules, so the last hour is counted only when the model has an hourly limit."""
     [quota] = prepared.first_each(_model_read(model, now))
     return None if quota is None else model_state_from(quota)
 
@@ -252,7 +264,10 @@ def _repo_limits_with_usage(period: datetime) -> QuerySet[RepoLimit]:
 
 
 def _model_query(*, model: str, period: datetime, window_start: datetime) -> QuerySet:
-    return _model_quotas_with_usage(period=period, window_start=window_start).filter(model=model)
+    queryset = _model_quotas_with_usage(
+        period=period, window_start=window_start, only_if_rate_limited=True
+    )
+    return queryset.filter(model=model)
 
 
 def _repo_query(*, repo: str, period: datetime) -> QuerySet:

@@ -72,12 +72,14 @@ def test_several_reads_come_back_from_one_query_each_in_its_place(
 ):
     make_allowance("a", daily_token_limit=1)
     make_allowance("b", daily_token_limit=2)
-    make_model_quota("m", daily_token_budget=30)
+    make_model_quota("m", daily_token_budget=30, hourly_rate_limit=5)
+    make_model_quota("free", daily_token_budget=30)
     make_repo_limit("o/r", max_daily_prs=4)
     services.dispatch(agent_id="a", job_id="j", model="m", now=now)
+    services.dispatch(agent_id="a", job_id="k", model="free", now=now)
     with django_assert_num_queries(1):
         agent, model, repo = selectors.states("a", "m", "o/r", now=now, job_id="j")
-    assert (agent.allowance.daily_token_limit, agent.running_jobs) == (1, 1)
+    assert (agent.allowance.daily_token_limit, agent.running_jobs) == (1, 2)
     assert agent.existing_job_pk is not None
     assert (model.quota.daily_token_budget, model.started_last_hour) == (30, 1)
     assert model.oldest_in_window == now
@@ -87,6 +89,10 @@ def test_several_reads_come_back_from_one_query_each_in_its_place(
         assert selectors.states("b", "unknown", "", now=now)[1:] == (None, None)
     agent, model, repo = selectors.states("nobody", "m", "o/r", now=now)
     assert agent is None and model.quota.model == "m" and repo.limit.repo == "o/r"
+    # Without an hourly limit the rules need no count of the last hour, and none is made.
+    free = selectors.states("a", "free", "", now=now)[1]
+    assert (free.quota.model, free.started_last_hour, free.oldest_in_window) == ("free", 0, None)
+    assert selectors.model_quotas_with_usage(now).get(model="free").started_last_hour == 1
     assert selectors.states("b", "", "", now=now)[0].allowance.daily_token_limit == 2
     with django_assert_num_queries(0):
         assert prepared.first_each(None, None) == [None, None]
@@ -165,3 +171,36 @@ def test_postgresql_prepares_the_hot_path_once_a_connection_repeats_it(make_allo
         )
         generic, custom = cursor.fetchone()
     assert (generic, custom) == (2, 0)
+
+
+@pytest.mark.postgres_only
+def test_postgresql_never_reads_the_last_hour_of_a_model_without_an_hourly_limit(
+    make_allowance, make_model_quota, now
+):
+    from django.db import connection
+
+    make_allowance("a")
+    make_model_quota("free", daily_token_budget=30)
+    for n in range(3):
+        services.dispatch(agent_id="a", job_id=f"j{n}", model="free", now=now)
+    statements = []
+
+    def capture(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        assert selectors.model_state("free", now=now).started_last_hour == 0
+    [(sql, params)] = statements
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        [[explained]] = cursor.fetchone()
+
+    def nodes(plan):
+        yield plan
+        for child in plan.get("Plans", []):
+            yield from nodes(child)
+
+    job_scans = [n for n in nodes(explained["Plan"]) if n.get("Relation Name") == "quotas_job"]
+    assert len(job_scans) == 2  # the count and the earliest start, both planned...
+    assert [scan["Actual Loops"] for scan in job_scans] == [0, 0]  # ...and never run
