@@ -62,9 +62,9 @@ def _run(connection, cache: dict, parts: list, bound: list) -> list[models.Model
     if not parts:
         return []
     if len(parts) == 1:
-        compiler, sql, _, _, converters = cache[parts[0]]
+        compiler, statement, _, _, converters = cache[parts[0]]
         with connection.cursor() as cursor:
-            cursor.execute(sql, bound)
+            cursor.execute(statement, bound)
             rows = cursor.fetchall()
         return [next(_instances(connection, compiler, converters, rows), None)]
     joined = ("first_each", *parts)
@@ -93,17 +93,18 @@ def _run(connection, cache: dict, parts: list, bound: list) -> list[models.Model
 
 
 def insert(instance: models.Model) -> None:
-    """``instance.save()`` of a new row: INSERT ... RETURNING its primary key."""
+    """``instance.save()`` of a new row, which learns its primary key."""
     connection = connections[DEFAULT_DB_ALIAS]
     meta = instance._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    returning = connection.features.can_return_columns_from_insert  # SQLite 3.35+ can
     cache = _cache(connection)
     shape = ("insert", meta.label)
     if shape not in cache:
         query = sql.InsertQuery(type(instance))
         query.insert_values(fields, [instance])
         compiler = query.get_compiler(connection=connection)
-        compiler.returning_fields = [meta.pk]
+        compiler.returning_fields = [meta.pk] if returning else None
         [(statement, params)] = compiler.as_sql()
         cache[shape] = _checked(statement, len(params), len(fields))
     values = [
@@ -111,7 +112,11 @@ def insert(instance: models.Model) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.execute(cache[shape], values)
-        instance.pk = cursor.fetchone()[0]
+        instance.pk = (
+            cursor.fetchone()[0]
+            if returning
+            else connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+        )
     instance._state.adding, instance._state.db = False, connection.alias
 
 

@@ -118,6 +118,23 @@ def test_an_inserted_row_reads_back_as_the_orm_saved_it(db, now):
     assert second.pk != job.pk and Job.objects.count() == 2
 
 
+def test_an_insert_learns_its_key_where_the_database_cannot_return_it(db, monkeypatch):
+    from django.db import connections
+
+    connection = connections["default"]  # the thread's own wrapper, where prepared keeps its SQL
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite before 3.35; PostgreSQL always returns the key")
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    monkeypatch.delitem(connection.__dict__, "quotas_prepared", raising=False)  # compile anew
+    first, second = Job(agent_id="a", job_id="j1", state="running"), Job(agent_id="a", job_id="j2")
+    second.state = "completed"
+    prepared.insert(first)
+    prepared.insert(second)
+    assert "RETURNING" not in connection.__dict__["quotas_prepared"]["insert", "quotas.Job"]
+    assert Job.objects.get(pk=first.pk).job_id == "j1"
+    assert Job.objects.get(pk=second.pk).state == "completed"
+
+
 def test_an_update_writes_the_named_fields_whether_they_become_null_or_not(db, now):
     job = Job(agent_id="a", job_id="j1", state="running", started_at=now, tokens_in=5)
     prepared.insert(job)
