@@ -6,6 +6,7 @@ import pytest
 
 from quotas import prepared, selectors, services
 from quotas.models import AgentAllowance, Job
+from tests.plans import executed_plan
 
 
 def by_agent(*, agent_id, since=None):
@@ -194,30 +195,12 @@ def test_postgresql_prepares_the_hot_path_once_a_connection_repeats_it(make_allo
 def test_postgresql_never_reads_the_last_hour_of_a_model_without_an_hourly_limit(
     make_allowance, make_model_quota, now
 ):
-    from django.db import connection
-
     make_allowance("a")
     make_model_quota("free", daily_token_budget=30)
     for n in range(3):
         services.dispatch(agent_id="a", job_id=f"j{n}", model="free", now=now)
-    statements = []
-
-    def capture(execute, sql, params, many, context):
-        statements.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(capture):
-        assert selectors.model_state("free", now=now).started_last_hour == 0
-    [(sql, params)] = statements
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        [[explained]] = cursor.fetchone()
-
-    def nodes(plan):
-        yield plan
-        for child in plan.get("Plans", []):
-            yield from nodes(child)
-
-    job_scans = [n for n in nodes(explained["Plan"]) if n.get("Relation Name") == "quotas_job"]
+    assert selectors.model_state("free", now=now).started_last_hour == 0
+    nodes = executed_plan(lambda: selectors.model_state("free", now=now))
+    job_scans = [n for n in nodes if n.get("Relation Name") == "quotas_job"]
     assert len(job_scans) == 2  # the count and the earliest start, both planned...
     assert [scan["Actual Loops"] for scan in job_scans] == [0, 0]  # ...and never run

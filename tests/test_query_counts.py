@@ -19,6 +19,7 @@ from quotas.models import (
     RepoUsage,
 )
 from quotas.periods import day_start
+from tests.plans import executed_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -232,12 +233,6 @@ def test_duplicate_report_costs_two_queries(limits, now, django_assert_num_queri
         ).duplicate
 
 
-def plan_nodes(plan):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from plan_nodes(child)
-
-
 @pytest.mark.postgres_only
 def test_a_check_reads_only_its_own_agents_rows_even_with_statistics_from_an_empty_day(limits, now):
     """Every morning the planner's statistics know nothing of today's usage rows, and often
@@ -267,20 +262,9 @@ def test_a_check_reads_only_its_own_agents_rows_even_with_statistics_from_an_emp
         for n in range(4)
     )
     services.dispatch(agent_id="agent-1", job_id="mine", model="claude-sonnet", now=now)
-    statements = []
-
-    def capture(execute, sql, params, many, context):
-        statements.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(capture):
-        result = full_check(now)
+    result = full_check(now)
     assert (result.allowed, result.remaining_jobs) == (True, 99)
-    [(sql, params)] = statements
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        [[explained]] = cursor.fetchone()
-    nodes = list(plan_nodes(explained["Plan"]))
+    nodes = executed_plan(lambda: full_check(now))
     scans = {node.get("Index Name") for node in nodes} - {None}
     assert {"agent_usage_day_unique", "agent_usage_period_idx"} & scans
     assert "job_running_idx" in scans and "job_state_created_idx" not in scans
