@@ -1,5 +1,7 @@
 """The dispatcher API: each view parses its input, calls one engine function, answers."""
 
+from functools import cache
+
 from django.conf import settings
 from django.db import DatabaseError, connection
 from drf_spectacular.utils import (
@@ -34,10 +36,31 @@ NOT_FOUND = OpenApiResponse(s.ErrorSerializer, "Nothing with this id.")
 HEALTH = inline_serializer("Health", {"status": drf_serializers.CharField()})
 
 
+@cache
+def _shared(serializer_class) -> drf_serializers.Serializer:
+    return serializer_class()
+
+
 def parsed(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    """``serializer_class(data=data)``'s validated data, or its ValidationError (a 400).
+
+    Each new serializer deep-copies and binds its declared fields, 0.1 to 0.2 ms for these
+    inputs, several times the validation itself. Validating keeps no state on the
+    serializer, so one unbound instance per class validates every request, as a nested
+    serializer field does for every parent it is part of.
+    """
+    try:
+        return _shared(serializer_class).run_validation(data)
+    except drf_serializers.ValidationError:
+        # Bad input is rare: a serializer of its own words the errors exactly as is_valid
+        # does (a body of null, say, becomes {"non_field_errors": ["No data provided"]}).
+        serializer_class(data=data).is_valid(raise_exception=True)
+        raise
+
+
+def rendered(serializer_class, instance) -> dict:
+    """``serializer_class(instance).data``, from the same shared instance as ``parsed``."""
+    return _shared(serializer_class).to_representation(instance)
 
 
 class HealthView(APIView):
@@ -129,20 +152,21 @@ class UsageReportView(APIView):
         outcome = services.record_usage(**data)
         decision = f"{data['event']}{' duplicate' if outcome.duplicate else ''}"
         note(request, agent=data["agent_id"], decision=decision)
-        return Response(s.UsageReportResultSerializer(outcome).data)
+        return Response(rendered(s.UsageReportResultSerializer, outcome))
 
 
 class RepoEventView(APIView):
     @extend_schema(request=s.RepoEventInput, responses={201: s.RepoUsageSerializer, **ERRORS})
     def post(self, request):
         record = services.record_repo_event(**parsed(s.RepoEventInput, request.data))
-        return Response(s.RepoUsageSerializer(record).data, status=status.HTTP_201_CREATED)
+        return Response(rendered(s.RepoUsageSerializer, record), status=status.HTTP_201_CREATED)
 
 
 class AgentUsageView(APIView):
     @extend_schema(responses={200: s.UsageRecordSerializer, **ERRORS})
     def get(self, request, agent_id):
-        return Response(s.UsageRecordSerializer(selectors.usage_record(agent_id=agent_id)).data)
+        record = selectors.usage_record(agent_id=agent_id)
+        return Response(rendered(s.UsageRecordSerializer, record))
 
 
 class ModelUsageView(APIView):
@@ -150,7 +174,7 @@ class ModelUsageView(APIView):
         responses={200: s.ModelUsageSerializer, 400: ERRORS[400], 401: ERRORS[401], 404: NOT_FOUND}
     )
     def get(self, request, model):
-        return Response(s.ModelUsageSerializer(selectors.model_usage_record(model=model)).data)
+        return Response(rendered(s.ModelUsageSerializer, selectors.model_usage_record(model=model)))
 
 
 class RepoUsageView(APIView):
@@ -158,7 +182,7 @@ class RepoUsageView(APIView):
         responses={200: s.RepoUsageSerializer, 400: ERRORS[400], 401: ERRORS[401], 404: NOT_FOUND}
     )
     def get(self, request, repo):
-        return Response(s.RepoUsageSerializer(selectors.repo_usage_record(repo=repo)).data)
+        return Response(rendered(s.RepoUsageSerializer, selectors.repo_usage_record(repo=repo)))
 
 
 class AgentResetView(APIView):
@@ -167,7 +191,8 @@ class AgentResetView(APIView):
     @extend_schema(request=None, responses={200: s.UsageRecordSerializer, **ERRORS})
     def post(self, request, agent_id):
         services.reset_usage(agent_id=agent_id)
-        return Response(s.UsageRecordSerializer(selectors.usage_record(agent_id=agent_id)).data)
+        record = selectors.usage_record(agent_id=agent_id)
+        return Response(rendered(s.UsageRecordSerializer, record))
 
 
 class JobPagination(CursorPagination):
