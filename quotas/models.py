@@ -287,6 +287,31 @@ class RepoUsage(DailyUsage):
         indexes = [day_index("repo_usage", "repo")]
 
 
+class ModelMinuteUsage(models.Model):
+    """Jobs started on one model in one minute (UTC), for its sliding-hour rate limit.
+
+    Counting a model's last hour in the job ledger reads every job of that hour on every
+    check and dispatch, a cost that grows with the model's traffic. Summed per minute, an
+    hour is at most 60 rows; the one minute the window cuts through is counted exactly from
+    the ledger (selectors.started_in_window). Rows over an hour old never count again.
+    """
+
+    model = models.CharField(max_length=ID_MAX_LENGTH)
+    minute_start = models.DateTimeField(help_text="The minute's first instant, in UTC.")
+    requests = counter("Jobs started on this model in this minute.")
+
+    class Meta:
+        ordering = ["-minute_start", "model"]
+        verbose_name = verbose_name_plural = "model usage per minute"
+        constraints = [
+            models.UniqueConstraint(fields=["model", "minute_start"], name="model_minute_unique"),
+            *non_negative("model_minute", "requests"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} at {self.minute_start:%Y-%m-%d %H:%M}"
+
+
 class RefusalCount(DailyUsage):
     """How often an agent was refused, and by which rule, in one quota day. A statistic for
     the dashboard, not part of the books: it limits nothing."""

@@ -32,3 +32,8 @@ def next_day_start(now: datetime) -> datetime:
 def seconds_until(moment: datetime, now: datetime) -> int:
     """Whole seconds from ``now`` until ``moment``, rounded up and never below 1."""
     return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def minute_start(moment: datetime) -> datetime:
+    """The first instant (in UTC) of the minute containing ``moment``."""
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)

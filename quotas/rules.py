@@ -15,6 +15,7 @@ from quotas.models import MICROCENTS_PER_CENT, AgentAllowance, ModelQuota, RepoL
 from quotas.periods import next_day_start, seconds_until
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 UNLIMITED = -1
 
 OK = "ok"

@@ -20,6 +20,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -32,15 +33,17 @@ from quotas.models import (
     AgentAllowance,
     AgentUsage,
     Job,
+    ModelMinuteUsage,
     ModelQuota,
     ModelUsage,
     RepoLimit,
     RepoUsage,
 )
-from quotas.periods import day_start, quota_zone
+from quotas.periods import day_start, minute_start, quota_zone
 from quotas.rules import (
     EXCEEDED,
     HOUR,
+    MINUTE,
     OK,
     PAUSED,
     WARNING,
@@ -197,17 +200,52 @@ def current_agent_state(agent_id: str, *, now: datetime) -> AgentState | None:
     return agent
 
 
+def hour_window(now: datetime) -> dict[str, datetime]:
+    """The sliding hour before ``now``, as the bounds that _started_in_window() takes: jobs
+    started after ``window_start``; whole minutes after ``minutes_after`` are summed from
+    ModelMinuteUsage, and the minute the window begins in is read from the ledger up to
+    ``edge_until``, so the count is exact to the microsecond."""
+    window_start = now - HOUR
+    cut = minute_start(window_start)
+    return {"window_start": window_start, "minutes_after": cut, "edge_until": cut + MINUTE}
+
+
+def _started_in_window(
+    model, *, window_start: datetime, minutes_after: datetime, edge_until: datetime
+) -> tuple[QuerySet[ModelMinuteUsage], QuerySet[Job]]:
+    """What the jobs started on ``model`` (an id or an OuterRef) since ``window_start`` are
+    counted from: at most 60 minute rows, and the ledger's jobs of at most one minute."""
+    minutes = ModelMinuteUsage.objects.filter(model=model, minute_start__gt=minutes_after)
+    edge = Job.objects.filter(model=model, started_at__gt=window_start, started_at__lt=edge_until)
+    return minutes, edge
+
+
 def model_quotas_with_usage(now: datetime) -> QuerySet[ModelQuota]:
     """Model quotas annotated with today's tokens and cost and the last hour's jobs."""
-    return _model_quotas_with_usage(period=day_start(now), window_start=now - HOUR)
+    return _model_quotas_with_usage(period=day_start(now), **hour_window(now))
 
 
 def _model_quotas_with_usage(
-    *, period: datetime, window_start: datetime, only_if_rate_limited: bool = False
+    *,
+    period: datetime,
+    window_start: datetime,
+    minutes_after: datetime,
+    edge_until: datetime,
+    only_if_rate_limited: bool = False,
 ) -> QuerySet[ModelQuota]:
     usage = ModelUsage.objects.filter(model=OuterRef("model"), period_start=period)
+    minutes, edge = _started_in_window(
+        OuterRef("model"),
+        window_start=window_start,
+        minutes_after=minutes_after,
+        edge_until=edge_until,
+    )
+    summed = minutes.order_by().values("model").annotate(n=Sum("requests")).values("n")
+    started = Coalesce(
+        Subquery(summed, output_field=IntegerField()), Value(0), output_field=IntegerField()
+    ) + _count(edge, "model")
     window = Job.objects.filter(model=OuterRef("model"), started_at__gt=window_start)
-    started, oldest = _count(window, "model"), _earliest(window, "started_at")
+    oldest = _earliest(window, "started_at")
     if only_if_rate_limited:
         # Counting the last hour reads every job of it; a model without an hourly limit
         # skips that (the database evaluates the CASE's other branch only when taken).
@@ -232,7 +270,7 @@ def model_state(model: str, *, now: datetime) -> ModelState | None:
 def _model_read(model: str, now: datetime) -> prepared.Read | None:
     if not model:
         return None
-    values = {"model": model, "period": day_start(now), "window_start": now - HOUR}
+    values = {"model": model, "period": day_start(now), **hour_window(now)}
     return "model_state", _model_query, values
 
 
@@ -263,10 +301,8 @@ def _repo_limits_with_usage(period: datetime) -> QuerySet[RepoLimit]:
     )
 
 
-def _model_query(*, model: str, period: datetime, window_start: datetime) -> QuerySet:
-    queryset = _model_quotas_with_usage(
-        period=period, window_start=window_start, only_if_rate_limited=True
-    )
+def _model_query(*, model: str, period: datetime, **window: datetime) -> QuerySet:
+    queryset = _model_quotas_with_usage(period=period, only_if_rate_limited=True, **window)
     return queryset.filter(model=model)
 
 
@@ -352,7 +388,8 @@ def model_usage_record(*, model: str, now: datetime | None = None) -> ModelUsage
         raise InvalidInput("model is required", field="model")
     now = now or timezone.now()
     today = ModelUsage.objects.filter(model=model, period_start=day_start(now)).first()
-    started = Job.objects.filter(model=model, started_at__gt=now - HOUR).count()
+    minutes, edge = _started_in_window(model, **hour_window(now))
+    started = (minutes.aggregate(n=Sum("requests"))["n"] or 0) + edge.count()
     return ModelUsageRecord(
         model=model,
         tokens_used=today.tokens_used if today else 0,

@@ -18,14 +18,16 @@ from quotas.models import (
     AgentAllowance,
     AgentUsage,
     Job,
+    ModelMinuteUsage,
     ModelQuota,
     ModelUsage,
     RefusalCount,
     RepoUsage,
     UsageEvent,
 )
-from quotas.periods import day_start
+from quotas.periods import day_start, minute_start
 from quotas.rules import (
+    HOUR,
     OK,
     WARNING,
     AgentState,
@@ -190,11 +192,12 @@ def record_usage(
             raise UsageConflict(
                 f"job {job_id} was started on model {job.model}, not {model}", field="model"
             )
+        named_late = False
         if job is None:
             job = Job(agent_id=agent_id, job_id=job_id, model=model)
         elif model and not job.model:
             # Dispatched without a model, the report names it: charge that model, as Go did.
-            job.model = model
+            job.model, named_late = model, job.started_at is not None
         report = Report(now, timestamp, tokens_in, tokens_out)
         if event == Kind.JOB_STARTED:
             duplicate = job.started_at is not None
@@ -202,6 +205,9 @@ def record_usage(
                 _start_job(job, report)
         else:
             duplicate = _end_job(job, Kind(event), report, {priced: quota} if priced else {})
+            if named_late and not duplicate:
+                # Its start now counts in that model's hour, as the ledger says it should.
+                _count_start_minute(job, report)
         agent = selectors.current_agent_state(agent_id, now=now)
     return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
 
@@ -263,6 +269,7 @@ def _start_job(job: Job, report: Report) -> None:
     _count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id)
     if job.model:
         _count(ModelUsage, report, add={"requests": 1}, model=job.model)
+        _count_start_minute(job, report)
     _log(job, Kind.JOB_STARTED, report, jobs_delta=1, requests_delta=1 if job.model else 0)
 
 
@@ -463,6 +470,17 @@ def close_finished_days(*, now: datetime | None = None, dry_run: bool = False) -
     return closed
 
 
+def prune_minute_usage(*, now: datetime | None = None, dry_run: bool = False) -> int:
+    """Delete the per-minute job counts that can no longer fall in any model's sliding hour.
+
+    Correctness never depends on this: the rate limit reads only the minutes of the last
+    hour. Returns how many rows were (or, with ``dry_run``, would be) deleted.
+    """
+    now = now or timezone.now()
+    stale = ModelMinuteUsage.objects.filter(minute_start__lt=minute_start(now - HOUR))
+    return stale.count() if dry_run else stale.delete()[0]
+
+
 # Helpers
 
 
@@ -551,6 +569,15 @@ def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> No
 
 def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> None:
     """Change the usage row of ``subject`` (agent_id=, model= or repo=) for the report's day."""
-    key = {**subject, "period_start": day_start(report.now)}
+    _bump(usage_model, {**subject, "period_start": day_start(report.now)}, report, add, set_)
+
+
+def _count_start_minute(job: Job, report: Report) -> None:
+    """One more job started on the job's model in the minute it started."""
+    key = {"model": job.model, "minute_start": minute_start(job.started_at)}
+    _bump(ModelMinuteUsage, key, report, {"requests": 1})
+
+
+def _bump(usage_model, key: dict, report: Report, add=None, set_=None) -> None:
     if not add_to_usage(usage_model, key, now=report.now, add=add, set_=set_):
         raise InvalidInput("this report would overflow a 64-bit usage counter", field="tokens_in")

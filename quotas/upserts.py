@@ -31,13 +31,15 @@ def add_to_usage(
     qn = connection.ops.quote_name
     table = qn(usage_model._meta.db_table)
     fields = [f for f in usage_model._meta.concrete_fields if not f.primary_key]
-    given = {**key, **add, **set_, "updated_at": now}
+    if any(f.name == "updated_at" for f in fields):
+        set_ = {**set_, "updated_at": now}
+    given = {**key, **add, **set_}
     values = [
         f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
         for f in fields
     ]
     assignments = [f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in add]
-    assignments += [f"{qn(c)} = excluded.{qn(c)}" for c in [*set_, "updated_at"]]
+    assignments += [f"{qn(c)} = excluded.{qn(c)}" for c in set_]
     guards = [f"{table}.{qn(c)} <= %s" for c in add] or ["1 = 1"]
     sql = (
         f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "

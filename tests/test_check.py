@@ -3,10 +3,11 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import F
 
-from quotas import services
+from quotas import selectors, services
 from quotas.exceptions import AllowanceNotFound, InvalidInput
-from quotas.models import AgentAllowance, AgentUsage, Job, ModelUsage, RepoUsage
+from quotas.models import AgentAllowance, AgentUsage, Job, ModelMinuteUsage, ModelUsage, RepoUsage
 from quotas.periods import day_start
 
 SECONDS_TO_MIDNIGHT = 12 * 3600  # from NOON (UTC) to the next UTC midnight
@@ -279,37 +280,25 @@ def test_agent_limits_are_reported_before_model_limits(make_allowance, make_mode
     assert result.reason == "concurrent job limit reached"
 
 
+def start_on_model(agent_id, job_id, at, *, model="claude-sonnet", final=None):
+    """A job started on the model at ``at`` (and ended by ``final``), as reports would."""
+    services.record_usage(
+        agent_id=agent_id, job_id=job_id, event="job_started", model=model, now=at
+    )
+    if final:
+        services.record_usage(agent_id=agent_id, job_id=job_id, event=final, now=at)
+
+
 def test_hourly_rate_counts_jobs_of_all_agents_in_the_last_sixty_minutes(
     make_allowance, make_model_quota, now
 ):
-    make_allowance()
+    for agent_id in ("agent-1", "a", "b", "c", "d"):
+        make_allowance(agent_id)
     make_model_quota(hourly_rate_limit=3)
-    Job.objects.bulk_create(
-        [
-            Job(
-                agent_id="a",
-                job_id="1",
-                model="claude-sonnet",
-                state="completed",
-                started_at=now - timedelta(minutes=50),
-            ),
-            Job(
-                agent_id="b",
-                job_id="2",
-                model="claude-sonnet",
-                state="running",
-                started_at=now - timedelta(minutes=10),
-            ),
-            Job(
-                agent_id="c",
-                job_id="3",
-                model="claude-sonnet",
-                state="failed",
-                started_at=now - timedelta(minutes=1),
-            ),
-            Job(agent_id="d", job_id="4", model="other", state="running", started_at=now),
-        ]
-    )
+    start_on_model("a", "1", now - timedelta(minutes=50), final="job_completed")
+    start_on_model("b", "2", now - timedelta(minutes=10))
+    start_on_model("c", "3", now - timedelta(minutes=1), final="job_failed")
+    start_on_model("d", "4", now, model="other")
     result = services.check(agent_id="agent-1", model="claude-sonnet", now=now)
     assert (result.allowed, result.reason) == (
         False,
@@ -321,14 +310,77 @@ def test_hourly_rate_counts_jobs_of_all_agents_in_the_last_sixty_minutes(
 def test_jobs_started_sixty_minutes_ago_have_left_the_window(make_allowance, make_model_quota, now):
     make_allowance()
     make_model_quota(hourly_rate_limit=1)
-    Job.objects.create(
-        agent_id="a",
-        job_id="1",
-        model="claude-sonnet",
-        state="completed",
-        started_at=now - timedelta(minutes=60),
-    )
+    start_on_model("agent-1", "1", now - timedelta(minutes=60), final="job_completed")
     assert services.check(agent_id="agent-1", model="claude-sonnet", now=now).allowed is True
+
+
+@pytest.mark.parametrize(
+    ("offset", "counted"),
+    [
+        # The window is (now - 60 min, now]; "now" is 12:00:20.5, so it begins at 11:00:20.5,
+        # inside the minute 11:00 that is counted from the ledger rather than summed.
+        (timedelta(minutes=60, seconds=20, microseconds=500_000), 2),  # 11:00:00, out
+        (timedelta(minutes=60, microseconds=1), 2),  # 11:00:20.499999, out by a microsecond
+        (timedelta(minutes=60), 2),  # 11:00:20.5 exactly: out, the window is open there
+        (timedelta(minutes=59, seconds=59, microseconds=999_999), 3),  # in by a microsecond
+        (timedelta(minutes=59, seconds=40), 3),  # 11:00:40, the rest of the cut minute
+        (timedelta(minutes=59, seconds=20, microseconds=500_001), 3),  # 11:00:59.999999
+        (timedelta(minutes=59, seconds=20, microseconds=500_000), 3),  # 11:01:00, summed
+    ],
+)
+def test_the_sliding_hour_is_exact_where_it_cuts_through_a_minute(
+    make_allowance, make_model_quota, now, offset, counted
+):
+    make_allowance()
+    make_model_quota(hourly_rate_limit=3)
+    at = now + timedelta(seconds=20, microseconds=500_000)
+    start_on_model("agent-1", "in-1", at - timedelta(minutes=30))
+    start_on_model("agent-1", "in-2", at - timedelta(minutes=1))
+    start_on_model("agent-1", "edge", at - offset)
+    model = selectors.model_state("claude-sonnet", now=at)
+    assert model.started_last_hour == counted
+    assert services.check(agent_id="agent-1", model="claude-sonnet", now=at).allowed is (
+        counted < 3
+    )
+
+
+def test_a_job_whose_report_names_its_model_late_counts_in_that_models_hour(
+    make_allowance, make_model_quota, now
+):
+    make_allowance()
+    make_model_quota(hourly_rate_limit=1)
+    services.dispatch(agent_id="agent-1", job_id="j", now=now - timedelta(minutes=10))
+    assert services.check(agent_id="agent-1", model="claude-sonnet", now=now).allowed is True
+    services.record_usage(
+        agent_id="agent-1",
+        job_id="j",
+        event="job_completed",
+        model="claude-sonnet",
+        tokens_in=5,
+        now=now - timedelta(minutes=5),
+    )
+    result = services.check(agent_id="agent-1", model="claude-sonnet", now=now)
+    assert (result.allowed, result.reason_code, result.retry_after) == (
+        False,
+        "model_rate_limit",
+        50 * 60,
+    )
+    started = now - timedelta(minutes=10)
+    assert list(ModelMinuteUsage.objects.values_list("minute_start", "requests")) == [(started, 1)]
+
+
+def test_the_sliding_hour_reads_minutes_not_every_job(make_allowance, make_model_quota, now):
+    make_allowance(concurrent_jobs=0)
+    make_model_quota(hourly_rate_limit=10**6)
+    for n in range(30):
+        start_on_model("agent-1", f"j{n}", now - timedelta(minutes=n % 5, seconds=n))
+    minutes = ModelMinuteUsage.objects.filter(model="claude-sonnet")
+    assert minutes.count() == 6  # 30 starts fell into six minutes
+    assert sum(minutes.values_list("requests", flat=True)) == 30
+    assert selectors.model_state("claude-sonnet", now=now).started_last_hour == 30
+    # The whole minutes come from these rows, not from the ledger's jobs.
+    minutes.filter(minute_start=now - timedelta(minutes=3)).update(requests=F("requests") + 100)
+    assert selectors.model_state("claude-sonnet", now=now).started_last_hour == 130
 
 
 def test_cost_ceiling_reached_is_refused(make_allowance, make_model_quota, now):

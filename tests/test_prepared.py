@@ -204,3 +204,33 @@ def test_postgresql_never_reads_the_last_hour_of_a_model_without_an_hourly_limit
     job_scans = [n for n in nodes if n.get("Relation Name") == "quotas_job"]
     assert len(job_scans) == 2  # the count and the earliest start, both planned...
     assert [scan["Actual Loops"] for scan in job_scans] == [0, 0]  # ...and never run
+
+
+@pytest.mark.postgres_only
+def test_postgresql_counts_a_busy_hour_from_minutes_and_one_minute_of_jobs(
+    make_allowance, make_model_quota, now
+):
+    make_allowance("a")
+    make_model_quota("busy", hourly_rate_limit=10**6)
+    at = now + timedelta(seconds=30)  # the window begins at 11:00:30, inside the minute 11:00
+    for n in range(120):  # two jobs a minute, at :00 and :45, from 11:00:45 to 12:00:00
+        started = now - timedelta(minutes=n // 2, seconds=0 if n % 2 else 15)
+        services.record_usage(
+            agent_id="a", job_id=f"j{n}", event="job_started", model="busy", now=started
+        )
+    assert selectors.model_state("busy", now=at).started_last_hour == 120
+    nodes = executed_plan(lambda: selectors.model_state("busy", now=at))
+    job_rows = [
+        n["Actual Rows"] * n["Actual Loops"]
+        for n in nodes
+        if n.get("Relation Name") == "quotas_job"
+    ]
+    minute_rows = [
+        n["Actual Rows"] * n["Actual Loops"]
+        for n in nodes
+        if n.get("Relation Name") == "quotas_modelminuteusage"
+    ]
+    # The cut minute's one job inside the window (11:00:45), and the earliest start; never
+    # the hour's 120 jobs.
+    assert job_rows == [1, 1]
+    assert sum(minute_rows) == 60  # 11:01 to 12:00

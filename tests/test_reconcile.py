@@ -4,12 +4,15 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import call_command
 
 from quotas import services
-from quotas.models import AgentUsage, ModelUsage, RepoUsage
-from quotas.periods import day_start
+from quotas.models import AgentUsage, ModelMinuteUsage, ModelUsage, RepoUsage
+from quotas.periods import day_start, minute_start
 from quotas.reconcile import reconcile_usage
+
+NO_DRIFT = "No drift: every usage counter agrees with the event log and the job ledger."
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def run(*args):
 
 def test_the_engines_books_agree_with_the_event_log(workload):
     assert reconcile_usage() == []
-    assert run() == (0, ["No drift: every usage counter agrees with the event log."])
+    assert run() == (0, [NO_DRIFT])
 
 
 def test_drift_is_reported_with_what_the_log_says_and_fixed(workload, now):
@@ -88,7 +91,7 @@ def test_drift_is_reported_with_what_the_log_says_and_fixed(workload, now):
     fixed_code, fixed_lines = run("--fix")
     assert fixed_code == 1
     assert fixed_lines[-1] == f"Repaired {len(lines) - 1} drifted counters."
-    assert run() == (0, ["No drift: every usage counter agrees with the event log."])
+    assert run() == (0, [NO_DRIFT])
     assert AgentUsage.objects.get(agent_id="a", period_start=today).tokens_used == 5
     assert AgentUsage.objects.get(agent_id="ghost").tokens_used == 0
 
@@ -97,3 +100,28 @@ def test_a_dry_run_changes_nothing(workload, now):
     AgentUsage.objects.filter(agent_id="a", period_start=day_start(now)).update(tokens_used=999)
     assert run()[0] == 1
     assert AgentUsage.objects.get(agent_id="a", period_start=day_start(now)).tokens_used == 999
+
+
+def test_the_last_hours_minute_counts_are_checked_against_the_job_ledger(workload, now):
+    yesterday = minute_start(now - timedelta(days=1))
+    with time_machine.travel(now + timedelta(minutes=10), tick=False):
+        assert run() == (0, [NO_DRIFT])
+        ModelMinuteUsage.objects.filter(model="m", minute_start=now).update(requests=7)
+        ModelMinuteUsage.objects.create(model="ghost", minute_start=now, requests=2)
+        # A minute no sliding hour can reach any more is not compared (nor kept by the reset).
+        ModelMinuteUsage.objects.filter(minute_start=yesterday).update(requests=50)
+        code, lines = run()
+        assert (code, lines) == (
+            1,
+            [
+                "model usage per minute ghost 2026-03-10 12:00 UTC: requests is 2, "
+                "the job ledger says 0",
+                "model usage per minute m 2026-03-10 12:00 UTC: requests is 7, "
+                "the job ledger says 2",
+                "Found 2 drifted counters.",
+            ],
+        )
+        assert run("--fix")[1][-1] == "Repaired 2 drifted counters."
+        assert run() == (0, [NO_DRIFT])
+    minutes = ModelMinuteUsage.objects.filter(minute_start=now)
+    assert dict(minutes.values_list("model", "requests")) == {"m": 2, "x": 1, "ghost": 0}

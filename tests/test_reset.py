@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from quotas import selectors, services
 from quotas.exceptions import AllowanceNotFound
-from quotas.models import AgentUsage, Job, ModelUsage, RepoUsage, UsageEvent
+from quotas.models import AgentUsage, Job, ModelMinuteUsage, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
 
 
@@ -100,8 +100,16 @@ def test_command_closes_finished_days_and_expires_overdue_jobs(make_allowance, n
     with time_machine.travel(now, tick=False):
         first = run_command()
         second = run_command()
-    assert first == "Done: close 1 agent, 1 model and 1 repo usage days; expire 2 overdue jobs."
-    assert second == "Done: close 0 agent, 0 model and 0 repo usage days; expire 0 overdue jobs."
+    assert first == (
+        "Done: close 1 agent, 1 model and 1 repo usage days; expire 2 overdue jobs; delete 1 "
+        "per-minute job counts older than an hour."
+    )
+    assert second == (
+        "Done: close 0 agent, 0 model and 0 repo usage days; expire 0 overdue jobs; delete 0 "
+        "per-minute job counts older than an hour."
+    )
+    # Yesterday's minute went; this minute's job still counts in the model's hour.
+    assert list(ModelMinuteUsage.objects.values_list("minute_start", "requests")) == [(now, 1)]
     assert dict(Job.objects.values_list("job_id", "state")) == {
         "0309-0": "expired",
         "0309-1": "expired",
@@ -122,8 +130,10 @@ def test_command_dry_run_changes_nothing(make_allowance, now):
         output = run_command("--dry-run", "--agent", "agent-1")
     assert output == (
         "Dry run: would close 1 agent, 1 model and 0 repo usage days; would expire 1 overdue jobs;"
-        " would reset today's usage of agent-1 (1 usage row)."
+        " would delete 1 per-minute job counts older than an hour; would reset today's usage of "
+        "agent-1 (1 usage row)."
     )
+    assert ModelMinuteUsage.objects.count() == 2
     assert Job.objects.filter(state="running").count() == 1
     assert AgentUsage.objects.filter(closed_at__isnull=False).count() == 0
     assert AgentUsage.objects.get(period_start=day_start(now)).tokens_used == 50

@@ -6,7 +6,8 @@ from quotas.exceptions import QuotaError
 
 class Command(BaseCommand):
     help = (
-        "Close out finished quota days and expire overdue jobs; with --agent, also start that "
+        "Close out finished quota days, expire overdue jobs and delete per-minute job counts "
+        "that no sliding hour can reach; with --agent, also start that "
         "agent's day afresh. Safe to run at any time and any number of times: usage of a day "
         "that is over never counts against today whether or not this runs."
     )
@@ -25,10 +26,12 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         closed = services.close_finished_days(dry_run=dry_run)
         expired = services.expire_overdue_jobs(agent_id=agent, dry_run=dry_run)
+        pruned = services.prune_minute_usage(dry_run=dry_run)
         would = "would " if dry_run else ""
         summary = (
             f"{would}close {closed['agent']} agent, {closed['model']} model and {closed['repo']} "
-            f"repo usage days; {would}expire {expired} overdue jobs"
+            f"repo usage days; {would}expire {expired} overdue jobs; {would}delete {pruned} "
+            "per-minute job counts older than an hour"
         )
         if agent:
             summary += f"; {would}reset today's usage of {agent} ({reset} usage row)"
