@@ -9,11 +9,14 @@ real values in their place and turn rows into model instances as Django's own it
 The ledger's writes (a new job or event, a job's new state) go the same way: Django's
 compiler writes the INSERT or UPDATE once per model and field list, and each run only turns
 the instance's values into parameters as ``Model.save()`` would. They send no save signals;
-nothing listens for them on these models.
+nothing listens for them on these models. ``write()`` sends the writes of one transaction
+together: on PostgreSQL, a dispatch's five writes are one statement.
 """
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import sql
@@ -38,7 +41,36 @@ def first_each(*reads: Read | None) -> list[models.Model | None]:
     by side, NULL where a read found nothing.
     """
     connection = connections[DEFAULT_DB_ALIAS]
-    cache = _cache(connection)
+    cache = compiled(connection)
+    parts, bound = _bind(connection, cache, reads)
+    found = iter(_run(connection, cache, parts, bound))
+    return [None if read is None else next(found) for read in reads]
+
+
+def first_value_each(*reads: Read | None) -> list:
+    """The first value of each read, a queryset of one column (``values_list(field)``), in
+    one statement; None reads nothing, and a read that finds no row gives None.
+
+    Each read is a scalar subquery of one SELECT, and the database evaluates them in the
+    order given: the row locks they take (``select_for_update``) are taken in that order.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    cache = compiled(connection)
+    parts, bound = _bind(connection, cache, reads)
+    if not parts:
+        return [None] * len(reads)
+    shape = ("first_value_each", *parts)
+    if shape not in cache:
+        cache[shape] = "SELECT " + ", ".join(f"({cache[part][1]})" for part in parts)
+    with connection.cursor() as cursor:
+        cursor.execute(cache[shape], bound)
+        row = cursor.fetchone()
+    values = iter(_converted(cache[part], value) for part, value in zip(parts, row, strict=True))
+    return [None if read is None else next(values) for read in reads]
+
+
+def _bind(connection, cache: dict, reads) -> tuple[list, list]:
+    """The compiled shape of each read, and every read's values in their parameters' places."""
     parts, bound = [], []
     for read in reads:
         if read is None:
@@ -54,8 +86,16 @@ def first_each(*reads: Read | None) -> list[models.Model | None]:
             param if slot is None else _adapt(connection, given[slot])
             for param, slot in zip(params, slots, strict=True)
         ]
-    found = iter(_run(connection, cache, parts, bound))
-    return [None if read is None else next(found) for read in reads]
+    return parts, bound
+
+
+def _converted(compiled_read, value):
+    """A value of a one-column read as the ORM would hand it over (SQLite's durations, say)."""
+    compiler, _, _, _, converters = compiled_read
+    if value is None or not converters:
+        return value
+    [[converted]] = compiler.apply_converters([[value]], converters)
+    return converted
 
 
 def _run(connection, cache: dict, parts: list, bound: list) -> list[models.Model | None]:
@@ -92,35 +132,95 @@ def _run(connection, cache: dict, parts: list, bound: list) -> list[models.Model
     return found
 
 
-def insert(instance: models.Model) -> None:
-    """``instance.save()`` of a new row, which learns its primary key."""
+@dataclass(frozen=True)
+class Write:
+    """One INSERT, UPDATE or upsert of at most one row, compiled and bound but not yet sent.
+
+    ``done`` is told what became of the row: the new key of an inserted row, something true
+    for a row updated, None if no row was written (an update of a row that is gone, or an
+    upsert whose guard refused).
+    """
+
+    sql: str
+    params: list
+    returning: str  # the column PostgreSQL returns for the row written
+    done: Callable[[Any], None]
+    inserts_into: tuple[str, str] | None = None  # table and key column, for lastrowid
+
+
+def write(*writes: Write | None) -> None:
+    """Send the writes of one transaction, in one statement where the database allows, then
+    tell each what became of its row; None writes nothing.
+
+    On PostgreSQL the writes become one statement of data-modifying WITH queries: each runs
+    exactly once, all see the same snapshot, and none sees the others' rows, which is why
+    only writes to different rows are sent together. A statement that fails writes nothing.
+    Elsewhere (SQLite, in-process, where a statement costs little) they run one by one.
+    """
+    writes = [entry for entry in writes if entry is not None]
+    if not writes:
+        return
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            results = _together(cursor, writes)
+        else:
+            results = [_alone(connection, cursor, entry) for entry in writes]
+    for entry, result in zip(writes, results, strict=True):
+        entry.done(result)
+
+
+def _together(cursor, writes: list[Write]) -> list:
+    if len(writes) == 1:
+        [entry] = writes
+        cursor.execute(f"{entry.sql} RETURNING {entry.returning}", entry.params)
+        row = cursor.fetchone()
+        return [None if row is None else row[0]]
+    queries = ", ".join(
+        f"quotas_write_{number} AS ({entry.sql} RETURNING {entry.returning})"
+        for number, entry in enumerate(writes)
+    )
+    picks = ", ".join(f"(SELECT * FROM quotas_write_{number})" for number in range(len(writes)))
+    cursor.execute(
+        f"WITH {queries} SELECT {picks}", [param for entry in writes for param in entry.params]
+    )
+    return list(cursor.fetchone())
+
+
+def _alone(connection, cursor, entry: Write):
+    cursor.execute(entry.sql, entry.params)
+    if cursor.rowcount != 1:
+        return None
+    if entry.inserts_into:
+        return connection.ops.last_insert_id(cursor, *entry.inserts_into)
+    return True
+
+
+def inserting(instance: models.Model) -> Write:
+    """``instance.save()`` of a new row, which then knows its primary key."""
     connection = connections[DEFAULT_DB_ALIAS]
     meta = instance._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
-    returning = connection.features.can_return_columns_from_insert  # SQLite 3.35+ can
-    cache = _cache(connection)
+    cache = compiled(connection)
     shape = ("insert", meta.label)
     if shape not in cache:
         query = sql.InsertQuery(type(instance))
         query.insert_values(fields, [instance])
-        compiler = query.get_compiler(connection=connection)
-        compiler.returning_fields = [meta.pk] if returning else None
-        [(statement, params)] = compiler.as_sql()
+        [(statement, params)] = query.get_compiler(connection=connection).as_sql()
         cache[shape] = _checked(statement, len(params), len(fields))
     values = [
         field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(cache[shape], values)
-        instance.pk = (
-            cursor.fetchone()[0]
-            if returning
-            else connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
-        )
-    instance._state.adding, instance._state.db = False, connection.alias
+
+    def done(key) -> None:
+        instance.pk = key
+        instance._state.adding, instance._state.db = False, connection.alias
+
+    key = meta.pk.column
+    return Write(cache[shape], values, connection.ops.quote_name(key), done, (meta.db_table, key))
 
 
-def update(instance: models.Model, field_names: Iterable[str]) -> None:
+def updating(instance: models.Model, field_names: Iterable[str]) -> Write:
     """``instance.save(update_fields=field_names)`` of a row that exists."""
     connection = connections[DEFAULT_DB_ALIAS]
     field_names = tuple(field_names)
@@ -132,7 +232,7 @@ def update(instance: models.Model, field_names: Iterable[str]) -> None:
     # Django writes a None as a literal NULL, so which values are None is part of the shape.
     shape = ("update", instance._meta.label, *(value is None for value in values), *field_names)
     bound = [value for value in values if value is not None] + [instance.pk]
-    cache = _cache(connection)
+    cache = compiled(connection)
     if shape not in cache:
         query = sql.UpdateQuery(type(instance))
         query.add_update_fields(
@@ -141,10 +241,13 @@ def update(instance: models.Model, field_names: Iterable[str]) -> None:
         query.add_filter("pk", instance.pk)
         statement, params = query.get_compiler(connection=connection).as_sql()
         cache[shape] = _checked(statement, len(params), len(bound))
-    with connection.cursor() as cursor:
-        cursor.execute(cache[shape], bound)
-        if cursor.rowcount != 1:
+
+    def done(updated) -> None:
+        if updated is None:
             raise type(instance).DoesNotExist(f"{instance} is gone; nothing was updated")
+
+    key = connection.ops.quote_name(instance._meta.pk.column)
+    return Write(cache[shape], bound, key, done)
 
 
 def _checked(statement: str, compiled: int, bound: int) -> str:
@@ -154,7 +257,7 @@ def _checked(statement: str, compiled: int, bound: int) -> str:
     return statement
 
 
-def _cache(connection) -> dict:
+def compiled(connection) -> dict:
     # Kept on this thread's connection wrapper, not on the process-wide django.db.connection
     # proxy: compiled statements belong to one connection, and threads each have their own.
     return connection.__dict__.setdefault("quotas_prepared", {})

@@ -139,7 +139,9 @@ def agent_state(
     does not, the common case). With ``running_since``, running jobs started before it are
     counted as overdue instead of running.
     """
-    [allowance] = prepared.first_each(_agent_read(agent_id, now, job_id, running_since))
+    [allowance] = prepared.first_each(
+        agent_read(agent_id, now=now, job_id=job_id, running_since=running_since)
+    )
     return None if allowance is None else agent_state_from(allowance)
 
 
@@ -154,7 +156,7 @@ def states(
 ) -> tuple[AgentState | None, ModelState | None, RepoState | None]:
     """agent_state(), model_state() and repo_state() at once, in one query."""
     allowance, quota, limit = prepared.first_each(
-        _agent_read(agent_id, now, job_id, running_since),
+        agent_read(agent_id, now=now, job_id=job_id, running_since=running_since),
         _model_read(model, now),
         _repo_read(repo, now),
     )
@@ -165,9 +167,11 @@ def states(
     )
 
 
-def _agent_read(
-    agent_id: str, now: datetime, job_id: str, running_since: datetime | None
+def agent_read(
+    agent_id: str, *, now: datetime, job_id: str = "", running_since: datetime | None = None
 ) -> prepared.Read:
+    """agent_state()'s read, for ``prepared.first_each`` beside other reads: the allowance
+    annotated with the agent's usage, for agent_state_from()."""
     values = {"agent_id": agent_id, "period": day_start(now), "job_id": job_id or None}
     return "agent_state", _agent_query, {**values, "running_since": running_since}
 

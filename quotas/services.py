@@ -79,6 +79,16 @@ class UsageResult:
     usage: UsageRecord
 
 
+@dataclass(frozen=True)
+class Report:
+    """A usage report as received: the server's clock, the reporter's timestamp, its tokens."""
+
+    now: datetime
+    timestamp: datetime | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
 # Decisions
 
 
@@ -117,13 +127,11 @@ def dispatch(
     with transaction.atomic():
         # Locking the allowance row serializes every dispatch and report of this agent: two
         # dispatchers can never both take its last free slot or its last job of the day.
-        duration = _lock_agent(agent_id, now or timezone.now())
-        # The clock is read once the lock is held, so the ledger's start and end times follow
-        # the order in which the lock was granted.
-        now = now or timezone.now()
         # Locking the model quota does the same for the model's hourly limit across agents.
-        if model:
-            prepared.first("lock_model_quota", _model_quota_for_update, model=model)
+        duration = _lock(agent_id, model, now or timezone.now())
+        # The clock is read once the locks are held, so the ledger's start and end times
+        # follow the order in which the locks were granted.
+        now = now or timezone.now()
         # Read only now, with every lock held: under READ COMMITTED a statement sees what was
         # committed before it began, so reading in the locking statement itself could miss
         # the jobs that the transaction we waited for had just started.
@@ -153,7 +161,7 @@ def dispatch(
         job = Job(
             agent_id=agent_id, job_id=job_id, model=model, repo=repo, decision=result.as_dict()
         )
-        _start_job(job, Report(now))
+        prepared.write(*_start_job(job, Report(now)))
         return DispatchResult(result, job)
 
 
@@ -180,36 +188,75 @@ def record_usage(
     require_token_counts(tokens_in=tokens_in, tokens_out=tokens_out)
     with transaction.atomic():
         # The allowance lock makes a retried report wait for the first one, then see it.
-        _lock_agent(agent_id, now or timezone.now())
+        duration = _lock(agent_id, "", now or timezone.now())
         now = now or timezone.now()  # after the lock, as in dispatch
-        # A final report naming its model needs that model's prices: read with the job.
+        running_since = now - duration if duration else None
+        # A final report naming its model needs that model's prices: read with the job, and
+        # with the agent's state, which the report's answer shows as the report leaves it.
         priced = model if model and event != Kind.JOB_STARTED else ""
-        job, quota = prepared.first_each(
+        job, quota, allowance = prepared.first_each(
             ("job", _job, {"agent_id": agent_id, "job_id": job_id}),
             ("model_quota", _model_quota, {"model": priced}) if priced else None,
+            selectors.agent_read(agent_id, now=now, running_since=running_since),
         )
-        if job is not None and job.model and model and model != job.model:
-            raise UsageConflict(
-                f"job {job_id} was started on model {job.model}, not {model}", field="model"
-            )
-        named_late = False
-        if job is None:
-            job = Job(agent_id=agent_id, job_id=job_id, model=model)
-        elif model and not job.model:
-            # Dispatched without a model, the report names it: charge that model, as Go did.
-            job.model, named_late = model, job.started_at is not None
+        job, named_late = _job_to_report(job, agent_id, job_id, model)
+        ran_before = _counts_as_running(job, running_since)
         report = Report(now, timestamp, tokens_in, tokens_out)
-        if event == Kind.JOB_STARTED:
-            duplicate = job.started_at is not None
-            if not duplicate:
-                _start_job(job, report)
-        else:
-            duplicate = _end_job(job, Kind(event), report, {priced: quota} if priced else {})
-            if named_late and not duplicate:
-                # Its start now counts in that model's hour, as the ledger says it should.
-                _count_start_minute(job, report)
-        agent = selectors.current_agent_state(agent_id, now=now)
-    return UsageResult(duplicate, UsageRecord.of(agent, day_start(now)))
+        writes = _report_writes(job, Kind(event), report, {priced: quota} if priced else {})
+        if writes and named_late:
+            # Its start now counts in that model's hour, as the ledger says it should.
+            writes.append(_count_start_minute(job, report))
+        prepared.write(*(writes or []))
+    agent = selectors.agent_state_from(allowance)
+    if writes is not None:
+        agent = _after_report(agent, job, Kind(event), ran_before, running_since)
+    return UsageResult(writes is None, UsageRecord.of(agent, day_start(now)))
+
+
+def _job_to_report(job: Job | None, agent_id: str, job_id: str, model: str) -> tuple[Job, bool]:
+    """The ledger's job the report is about (a new one if it has none), and whether the
+    report names the model of a job that started without one."""
+    if job is None:
+        return Job(agent_id=agent_id, job_id=job_id, model=model), False
+    if job.model and model and model != job.model:
+        raise UsageConflict(
+            f"job {job_id} was started on model {job.model}, not {model}", field="model"
+        )
+    if model and not job.model:
+        # Dispatched without a model, the report names it: charge that model, as Go did.
+        job.model = model
+        return job, job.started_at is not None
+    return job, False
+
+
+def _report_writes(
+    job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota | None]
+) -> list[prepared.Write] | None:
+    """The writes a report makes; None if it is a duplicate and changes nothing."""
+    if event == Kind.JOB_STARTED:
+        return None if job.started_at is not None else _start_job(job, report)
+    return _end_job(job, event, report, quotas)
+
+
+def _counts_as_running(job: Job, running_since: datetime | None) -> bool:
+    """Whether the agent's running jobs (selectors.agent_state) include this job."""
+    if job.state != Job.State.RUNNING or job.started_at is None:
+        return False
+    return running_since is None or job.started_at >= running_since
+
+
+def _after_report(
+    agent: AgentState, job: Job, event: Kind, ran_before: bool, running_since: datetime | None
+) -> AgentState:
+    """The agent's state read before a report, moved on by what the report changed: what a
+    new read would give, without the statement (tests/test_usage.py holds them equal)."""
+    started = event == Kind.JOB_STARTED
+    return replace(
+        agent,
+        tokens_used=agent.tokens_used + (0 if started else job.tokens_charged),
+        jobs_started=agent.jobs_started + (1 if started else 0),
+        running_jobs=agent.running_jobs - ran_before + _counts_as_running(job, running_since),
+    )
 
 
 def job_charge(
@@ -248,39 +295,33 @@ def _cost_microcents(quota: ModelQuota | None, tokens_in: int, tokens_out: int) 
     return cost
 
 
-@dataclass(frozen=True)
-class Report:
-    """A usage report as received: the server's clock, the reporter's timestamp, its tokens."""
-
-    now: datetime
-    timestamp: datetime | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-
-
-def _start_job(job: Job, report: Report) -> None:
-    """Count a start: the job runs (unless its final report came first), jobs +1, requests +1."""
+def _start_job(job: Job, report: Report) -> list[prepared.Write]:
+    """The writes that count a start: the job runs (unless its final report came first), jobs
+    +1, requests +1 on the day and in the minute."""
     job.started_at = report.now
     if job.pk is None:
         job.state = Job.State.RUNNING
-        prepared.insert(job)
+        writes = [prepared.inserting(job)]
     else:
-        prepared.update(job, ["started_at", "model"])
-    _count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id)
+        writes = [prepared.updating(job, ["started_at", "model"])]
+    writes.append(_count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id))
     if job.model:
-        _count(ModelUsage, report, add={"requests": 1}, model=job.model)
-        _count_start_minute(job, report)
-    _log(job, Kind.JOB_STARTED, report, jobs_delta=1, requests_delta=1 if job.model else 0)
+        writes.append(_count(ModelUsage, report, add={"requests": 1}, model=job.model))
+        writes.append(_count_start_minute(job, report))
+    deltas = {"jobs_delta": 1, "requests_delta": 1 if job.model else 0}
+    return [*writes, _log(job, Kind.JOB_STARTED, report, **deltas)]
 
 
-def _end_job(job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota | None]) -> bool:
-    """Charge a final report; return True if it was a duplicate and changed nothing.
+def _end_job(
+    job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota | None]
+) -> list[prepared.Write] | None:
+    """The writes that charge a final report; None if it is a duplicate and changes nothing.
 
     ``quotas`` holds the quota (None: the model has none) of any model already read.
     """
     final_state = FINAL_STATES[event]
     if job.state == final_state:
-        return True
+        return None
     if job.state in ENDED_STATES:
         raise UsageConflict(
             f"job {job.job_id} already ended as {job.state}; {event} cannot change that"
@@ -293,33 +334,23 @@ def _end_job(job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota
     job.state, job.ended_at = final_state, report.now
     job.tokens_in, job.tokens_out = report.tokens_in, report.tokens_out
     job.tokens_charged, job.cost_charged_microcents = tokens, cost
-    if job.pk is None:
-        prepared.insert(job)
-    else:
-        prepared.update(job, ENDED_FIELDS)
+    writes = [prepared.inserting(job) if job.pk is None else prepared.updating(job, ENDED_FIELDS)]
     if tokens:
-        _count(AgentUsage, report, add={"tokens_used": tokens}, agent_id=job.agent_id)
-    if job.model and (tokens or cost):
-        _count(
-            ModelUsage,
-            report,
-            add={"tokens_used": tokens, "cost_microcents": cost},
-            model=job.model,
+        writes.append(
+            _count(AgentUsage, report, add={"tokens_used": tokens}, agent_id=job.agent_id)
         )
+    if job.model and (tokens or cost):
+        charge = {"tokens_used": tokens, "cost_microcents": cost}
+        writes.append(_count(ModelUsage, report, add=charge, model=job.model))
     if event == Kind.JOB_FAILED and job.repo:
-        _count(RepoUsage, report, set_={"last_failure_at": report.now}, repo=job.repo)
-    _log(
-        job,
-        event,
-        report,
-        tokens_delta=tokens,
-        model_tokens_delta=tokens,
-        cost_delta_microcents=cost,
-    )
-    return False
+        writes.append(
+            _count(RepoUsage, report, set_={"last_failure_at": report.now}, repo=job.repo)
+        )
+    deltas = {"tokens_delta": tokens, "model_tokens_delta": tokens, "cost_delta_microcents": cost}
+    return [*writes, _log(job, event, report, **deltas)]
 
 
-def _log(job: Job, event: Kind, report: Report, **deltas: int) -> None:
+def _log(job: Job, event: Kind, report: Report, **deltas: int) -> prepared.Write:
     entry = UsageEvent(
         event=event,
         agent_id=job.agent_id,
@@ -333,7 +364,7 @@ def _log(job: Job, event: Kind, report: Report, **deltas: int) -> None:
         period_start=day_start(report.now),
         **deltas,
     )
-    prepared.insert(entry)
+    return prepared.inserting(entry)
 
 
 # Repository events
@@ -355,11 +386,12 @@ def record_repo_event(
     report = Report(now, timestamp)
     with transaction.atomic():
         if kind == Kind.PR_OPENED:
-            _count(RepoUsage, report, add={"prs_opened": 1}, repo=repo)
+            counted = _count(RepoUsage, report, add={"prs_opened": 1}, repo=repo)
         elif kind == Kind.ISSUE_OPENED:
-            _count(RepoUsage, report, add={"issues_opened": 1}, repo=repo)
+            counted = _count(RepoUsage, report, add={"issues_opened": 1}, repo=repo)
         else:
-            _count(RepoUsage, report, set_={"last_failure_at": now}, repo=repo)
+            counted = _count(RepoUsage, report, set_={"last_failure_at": now}, repo=repo)
+        prepared.write(counted)
         UsageEvent.objects.create(
             event=kind,
             agent_id=agent_id,
@@ -499,12 +531,16 @@ def _usable_agent_state(agent: AgentState | None, agent_id: str, now: datetime) 
     return agent
 
 
-def _lock_agent(agent_id: str, now: datetime) -> timedelta:
-    """Lock the agent's allowance row until the transaction ends, creating it from the ``*``
-    default on first use; return its maximum job duration."""
-    allowance = prepared.first("lock_allowance", _allowance_for_update, agent_id=agent_id)
-    if allowance is not None:
-        return allowance.max_job_duration
+def _lock(agent_id: str, model: str, now: datetime) -> timedelta:
+    """Lock the agent's allowance row, then the model's quota row if there is a model, until
+    the transaction ends (in one statement, always in this order); create the allowance from
+    the ``*`` default on first use; return the agent's maximum job duration."""
+    duration, _ = prepared.first_value_each(
+        ("lock_allowance", _allowance_for_update, {"agent_id": agent_id}),
+        ("lock_model_quota", _model_quota_for_update, {"model": model}) if model else None,
+    )
+    if duration is not None:
+        return duration
     if not lock_copy_of_default_allowance(agent_id, DEFAULT_AGENT_ID, now=now):
         raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
     return timedelta(0)  # just created, or by a racing first request: no job can be overdue
@@ -513,16 +549,17 @@ def _lock_agent(agent_id: str, now: datetime) -> timedelta:
 # The hot path's other statements, each compiled once per connection (quotas.prepared).
 
 
-def _allowance_for_update(*, agent_id: str) -> models.QuerySet[AgentAllowance]:
-    return AgentAllowance.objects.select_for_update().filter(agent_id=agent_id)
+def _allowance_for_update(*, agent_id: str) -> models.QuerySet:
+    allowance = AgentAllowance.objects.select_for_update().filter(agent_id=agent_id)
+    return allowance.values_list("max_job_duration")
 
 
 def _model_quota(*, model: str) -> models.QuerySet[ModelQuota]:
     return ModelQuota.objects.filter(model=model)
 
 
-def _model_quota_for_update(*, model: str) -> models.QuerySet[ModelQuota]:
-    return _model_quota(model=model).select_for_update()
+def _model_quota_for_update(*, model: str) -> models.QuerySet:
+    return _model_quota(model=model).select_for_update().values_list("pk")
 
 
 def _job(*, agent_id: str, job_id: str) -> models.QuerySet[Job]:
@@ -558,26 +595,30 @@ def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
 def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> None:
     """Tally a refusal for the dashboard; the books themselves do not change."""
     if not result.allowed:
-        _count(
+        counted = _count(
             RefusalCount,
             Report(now),
             add={"refusals": 1},
             agent_id=agent_id,
             reason_code=result.reason_code,
         )
+        prepared.write(counted)
 
 
-def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> None:
+def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> prepared.Write:
     """Change the usage row of ``subject`` (agent_id=, model= or repo=) for the report's day."""
-    _bump(usage_model, {**subject, "period_start": day_start(report.now)}, report, add, set_)
+    key = {**subject, "period_start": day_start(report.now)}
+    return add_to_usage(usage_model, key, now=report.now, add=add, set_=set_, done=_no_overflow)
 
 
-def _count_start_minute(job: Job, report: Report) -> None:
+def _count_start_minute(job: Job, report: Report) -> prepared.Write:
     """One more job started on the job's model in the minute it started."""
     key = {"model": job.model, "minute_start": minute_start(job.started_at)}
-    _bump(ModelMinuteUsage, key, report, {"requests": 1})
+    return add_to_usage(
+        ModelMinuteUsage, key, now=report.now, add={"requests": 1}, done=_no_overflow
+    )
 
 
-def _bump(usage_model, key: dict, report: Report, add=None, set_=None) -> None:
-    if not add_to_usage(usage_model, key, now=report.now, add=add, set_=set_):
+def _no_overflow(counted) -> None:
+    if counted is None:
         raise InvalidInput("this report would overflow a 64-bit usage counter", field="tokens_in")

@@ -5,12 +5,15 @@ new day's first reports (or a new agent's first requests) racing each other neit
 the unique constraint nor lose an increment, and each costs one round trip.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
+from quotas import prepared
 from quotas.models import ALLOWANCE_LIMITS, AgentAllowance
+from quotas.prepared import Write
 from quotas.validators import BIGINT_MAX
 
 
@@ -21,15 +24,14 @@ def add_to_usage(
     now: datetime,
     add: dict[str, int] | None = None,
     set_: dict[str, Any] | None = None,
-) -> bool:
-    """Add to (and set) counters of the usage row for ``key``, creating it if needed.
-
-    Returns False, changing nothing, if an addition would overflow 64 bits: PostgreSQL would
-    raise and SQLite would silently turn the counter into a float.
+    done: Callable[[Any], None],
+) -> Write:
+    """Add to (and set) counters of the usage row for ``key``, creating it if needed: a write
+    for ``prepared.write``, whose ``done`` is told None if an addition would overflow 64 bits
+    (and nothing changed): PostgreSQL would raise and SQLite would silently turn the counter
+    into a float.
     """
     add, set_ = add or {}, set_ or {}
-    qn = connection.ops.quote_name
-    table = qn(usage_model._meta.db_table)
     fields = [f for f in usage_model._meta.concrete_fields if not f.primary_key]
     if any(f.name == "updated_at" for f in fields):
         set_ = {**set_, "updated_at": now}
@@ -38,18 +40,26 @@ def add_to_usage(
         f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
         for f in fields
     ]
+    shape = ("add_to_usage", usage_model._meta.label, tuple(key), tuple(add), tuple(set_))
+    cache = prepared.compiled(connections[DEFAULT_DB_ALIAS])
+    if shape not in cache:
+        cache[shape] = _upsert(usage_model, fields, key, add, set_)
+    guards = [BIGINT_MAX - amount for amount in add.values()]
+    return Write(cache[shape], [*values, *guards], "1", done)
+
+
+def _upsert(usage_model, fields: list, key: dict, add: dict, set_: dict) -> str:
+    qn = connection.ops.quote_name
+    table = qn(usage_model._meta.db_table)
     assignments = [f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in add]
     assignments += [f"{qn(c)} = excluded.{qn(c)}" for c in set_]
     guards = [f"{table}.{qn(c)} <= %s" for c in add] or ["1 = 1"]
-    sql = (
+    return (
         f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT ({', '.join(qn(c) for c in key)}) DO UPDATE SET {', '.join(assignments)} "
         f"WHERE {' AND '.join(guards)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, *(BIGINT_MAX - amount for amount in add.values())])
-        return cursor.rowcount == 1
 
 
 def lock_copy_of_default_allowance(agent_id: str, default_id: str, *, now: datetime) -> bool:

@@ -145,3 +145,48 @@ def test_a_new_agents_first_requests_racing_create_one_allowance(make_allowance,
     assert AgentAllowance.objects.filter(agent_id="newcomer").count() == 1
     assert sum(o.result.allowed for o in outcomes) == 2
     assert reconcile_usage() == []  # the books agree with the event log
+
+
+@pytest.mark.postgres_only
+def test_a_dispatch_locks_its_agent_before_its_model(make_allowance, make_model_quota, now):
+    """Both locks are taken by one statement; the agent's must come first, as in every other
+    transaction that takes both, or two dispatches could deadlock."""
+    import psycopg
+    from django.db import connections
+
+    make_allowance(agent_id="agent-1")
+    make_model_quota(model="m")
+    params = connections["default"].get_connection_params()
+    allowance, quota = AgentAllowance._meta.db_table, "quotas_modelquota"
+
+    def dispatch():
+        try:
+            return services.dispatch(agent_id="agent-1", job_id="j", model="m", now=now)
+        finally:
+            connection.close()
+
+    with (
+        psycopg.connect(**params, autocommit=False) as holder,
+        psycopg.connect(**params, autocommit=True) as probe,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        holder.execute(f"SELECT 1 FROM {quota} WHERE model = 'm' FOR UPDATE")
+        outcome = pool.submit(dispatch)
+        try:
+            # Once the dispatch waits for the model's row, it must already hold its agent's.
+            for _ in range(200):
+                waiting = probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).fetchone()[0]
+                if waiting:
+                    break
+                threading.Event().wait(0.05)
+            assert waiting == 1
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                probe.execute(
+                    f"SELECT 1 FROM {allowance} WHERE agent_id = 'agent-1' FOR UPDATE NOWAIT"
+                )
+        finally:
+            holder.rollback()  # the dispatch goes on
+        assert outcome.result(timeout=10).result.allowed is True
+    assert Job.objects.get().job_id == "j"

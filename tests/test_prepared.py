@@ -3,9 +3,11 @@
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 
-from quotas import prepared, selectors, services
-from quotas.models import AgentAllowance, Job
+from quotas import prepared, selectors, services, upserts
+from quotas.models import AgentAllowance, AgentUsage, Job, UsageEvent
+from quotas.validators import BIGINT_MAX
 from tests.plans import executed_plan
 
 
@@ -102,7 +104,7 @@ def test_several_reads_come_back_from_one_query_each_in_its_place(
 def test_an_inserted_row_reads_back_as_the_orm_saved_it(db, now):
     job = Job(agent_id="a", job_id="j1", model="m", state="running", started_at=now)
     job.decision = {"allowed": True, "reason": "<b>\u00e9</b>"}
-    prepared.insert(job)
+    prepared.write(prepared.inserting(job))
     assert job.pk is not None and job._state.adding is False
     stored = Job.objects.get(pk=job.pk)
     assert (stored.agent_id, stored.job_id, stored.model, stored.state) == (
@@ -115,52 +117,83 @@ def test_an_inserted_row_reads_back_as_the_orm_saved_it(db, now):
     assert stored.decision == {"allowed": True, "reason": "<b>\u00e9</b>"}
     assert stored.created_at == job.created_at  # auto_now_add filled in as save() would
     second = Job(agent_id="a", job_id="j2", state="running")
-    prepared.insert(second)
+    prepared.write(prepared.inserting(second))
     assert second.pk != job.pk and Job.objects.count() == 2
-
-
-def test_an_insert_learns_its_key_where_the_database_cannot_return_it(db, monkeypatch):
-    from django.db import connections
-
-    connection = connections["default"]  # the thread's own wrapper, where prepared keeps its SQL
-    if connection.vendor != "sqlite":
-        pytest.skip("SQLite before 3.35; PostgreSQL always returns the key")
-    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
-    monkeypatch.delitem(connection.__dict__, "quotas_prepared", raising=False)  # compile anew
-    first, second = Job(agent_id="a", job_id="j1", state="running"), Job(agent_id="a", job_id="j2")
-    second.state = "completed"
-    prepared.insert(first)
-    prepared.insert(second)
-    assert "RETURNING" not in connection.__dict__["quotas_prepared"]["insert", "quotas.Job"]
-    assert Job.objects.get(pk=first.pk).job_id == "j1"
-    assert Job.objects.get(pk=second.pk).state == "completed"
 
 
 def test_an_update_writes_the_named_fields_whether_they_become_null_or_not(db, now):
     job = Job(agent_id="a", job_id="j1", state="running", started_at=now, tokens_in=5)
-    prepared.insert(job)
+    prepared.write(prepared.inserting(job))
     job.state, job.ended_at, job.tokens_in = "completed", now, 7
-    prepared.update(job, ["state", "ended_at"])
+    prepared.write(prepared.updating(job, ["state", "ended_at"]))
     stored = Job.objects.get(pk=job.pk)
     assert (stored.state, stored.ended_at, stored.tokens_in) == ("completed", now, 5)
     # None is written as a literal NULL by Django: another shape, compiled on its own.
     job.ended_at, job.started_at = None, now + timedelta(hours=1)
-    prepared.update(job, ["started_at", "ended_at"])
+    prepared.write(prepared.updating(job, ["started_at", "ended_at"]))
     stored = Job.objects.get(pk=job.pk)
     assert (stored.started_at, stored.ended_at) == (now + timedelta(hours=1), None)
     job.ended_at = now
-    prepared.update(job, ["started_at", "ended_at"])
+    prepared.write(prepared.updating(job, ["started_at", "ended_at"]))
     assert Job.objects.get(pk=job.pk).ended_at == now
 
 
 def test_an_update_of_a_row_that_is_gone_raises_and_writes_nothing(db):
     job = Job(agent_id="a", job_id="j1", state="running")
-    prepared.insert(job)
+    prepared.write(prepared.inserting(job))
     Job.objects.filter(pk=job.pk).delete()
     job.state = "completed"
     with pytest.raises(Job.DoesNotExist, match="a/j1 is gone"):
-        prepared.update(job, ["state"])
+        prepared.write(prepared.updating(job, ["state"]))
     assert Job.objects.count() == 0
+
+
+def usage_write(agent_id, now, tokens, seen):
+    key = {"agent_id": agent_id, "period_start": now}
+    return upserts.add_to_usage(
+        AgentUsage, key, now=now, add={"tokens_used": tokens}, done=seen.append
+    )
+
+
+def test_the_writes_of_a_transaction_go_in_one_statement_on_postgresql(
+    db, now, django_assert_num_queries
+):
+    seen = []
+    job = Job(agent_id="a", job_id="j1", model="m", state="running", started_at=now)
+    event = UsageEvent(event="job_started", agent_id="a", job_id="j1", received_at=now)
+    event.period_start = now
+    together = connection.vendor == "postgresql"
+    with django_assert_num_queries(1 if together else 3):
+        prepared.write(
+            prepared.inserting(job), usage_write("a", now, 7, seen), prepared.inserting(event)
+        )
+    assert job.pk == Job.objects.get().pk and event.pk == UsageEvent.objects.get().pk
+    assert seen == [1 if together else True]
+    with django_assert_num_queries(1 if together else 2):
+        prepared.write(usage_write("a", now, 5, seen), None, usage_write("b", now, 1, seen))
+    assert dict(AgentUsage.objects.values_list("agent_id", "tokens_used")) == {"a": 12, "b": 1}
+    with django_assert_num_queries(0):
+        prepared.write(None)
+
+
+def test_an_upsert_its_guard_refuses_is_told_no_row_was_written(db, now):
+    seen = []
+    prepared.write(usage_write("a", now, BIGINT_MAX, seen))
+    prepared.write(usage_write("a", now, 1, seen), usage_write("b", now, 1, seen))
+    assert seen[1:] == [None, seen[0]]
+    assert dict(AgentUsage.objects.values_list("agent_id", "tokens_used")) == {
+        "a": BIGINT_MAX,
+        "b": 1,
+    }
+
+
+def test_a_write_that_fails_leaves_nothing_of_its_batch(db, now):
+    job = Job(agent_id="a", job_id="j1", state="running", started_at=now)
+    twice = Job(agent_id="a", job_id="j1", state="running", started_at=now)  # same key
+    with pytest.raises(IntegrityError), transaction.atomic():
+        prepared.write(usage_write("a", now, 3, []), prepared.inserting(job))
+        prepared.write(usage_write("a", now, 4, []), prepared.inserting(twice))
+    assert (Job.objects.count(), AgentUsage.objects.count()) == (0, 0)
 
 
 @pytest.mark.postgres_only

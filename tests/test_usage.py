@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from quotas import services
+from quotas import selectors, services
 from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
 from quotas.models import AgentUsage, Job, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
@@ -278,3 +278,53 @@ def test_a_report_naming_the_model_of_a_job_dispatched_without_one_charges_it(
     report("job_completed", tokens_in=1000, tokens_out=0, now=now)
     assert ModelUsage.objects.get(model="claude-sonnet").tokens_used == 1000
     assert Job.objects.get().model == "claude-sonnet"
+
+
+# Each report's answer shows the agent as the report left it; it is worked out from what the
+# report changed rather than read again, so it must equal a fresh read in every case.
+HOUR_LONG = timedelta(hours=1)
+ANSWER_CASES = {
+    "a start": [("dispatch", "j1"), ("job_started", "j2")],
+    "a completion": [("dispatch", "j1"), ("job_completed", "j1", 40, 2)],
+    "a failure": [("dispatch", "j1"), ("job_failed", "j1", 7, 0)],
+    "a cancel": [("dispatch", "j1"), ("job_cancelled", "j1", 9, 9)],
+    "a duplicate start": [("dispatch", "j1"), ("job_started", "j1")],
+    "a duplicate completion": [("job_completed", "j1", 5, 0), ("job_completed", "j1", 5, 0)],
+    "a job never started": [("dispatch", "j1"), ("job_completed", "j2", 11, 0)],
+    "a late start after the end": [("job_failed", "j1", 3, 0), ("job_started", "j1")],
+    "the end of an expired job": [("dispatch", "old"), ("expire",), ("job_completed", "old", 8, 0)],
+    "the end of an overdue job": [("dispatch", "old"), ("later",), ("job_completed", "old", 6, 0)],
+    "a start beside an overdue job": [("dispatch", "old"), ("later",), ("job_started", "new")],
+    "the end of a job at its maximum duration": [
+        ("dispatch", "j1"),
+        ("an hour on",),
+        ("job_completed", "j1", 4, 0),
+    ],
+    "a report naming the model late": [
+        ("dispatch-without-model", "j1"),
+        ("job_completed", "j1", 12, 3),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", ANSWER_CASES.values(), ids=ANSWER_CASES.keys())
+def test_a_reports_answer_equals_a_fresh_read_of_the_agent(
+    make_allowance, make_model_quota, now, steps
+):
+    make_allowance(daily_token_limit=100, daily_job_limit=10, max_job_duration=HOUR_LONG)
+    make_model_quota()
+    at = now
+    for kind, *args in steps:
+        if kind == "an hour on":
+            at = now + HOUR_LONG  # still running: a job is overdue only after the hour
+        elif kind == "later":
+            at = now + HOUR_LONG + timedelta(minutes=1)  # "old" is overdue, not yet expired
+        elif kind == "expire":
+            at = now + HOUR_LONG + timedelta(minutes=1)
+            assert services.expire_overdue_jobs(now=at) == 1
+        elif kind.startswith("dispatch"):
+            model = "" if kind.endswith("without-model") else "claude-sonnet"
+            services.dispatch(agent_id="agent-1", job_id=args[0], model=model, now=at)
+        else:
+            answer = report(kind, args[0], *args[1:], now=at)
+    assert answer.usage == selectors.usage_record(agent_id="agent-1", now=at)
