@@ -109,11 +109,12 @@ def _run(connection, cache: dict, parts: list, bound: list) -> list[models.Model
         return [next(_instances(connection, compiler, converters, rows), None)]
     joined = ("first_each", *parts)
     if joined not in cache:
+        # Short aliases: a statement over 4 KiB is parsed anew by psycopg on every run.
         tables = "".join(
-            f" LEFT JOIN ({cache[shape][1]}) quotas_read_{number} ON 1 = 1"
+            f" LEFT JOIN ({cache[shape][1]}) r{number} ON 1 = 1"
             for number, shape in enumerate(parts)
         )
-        cache[joined] = f"SELECT * FROM (SELECT 1 AS quotas_one) quotas_one{tables}"
+        cache[joined] = f"SELECT * FROM (SELECT 1) r{tables}"
     with connection.cursor() as cursor:
         cursor.execute(cache[joined], bound)
         row = cursor.fetchone()

@@ -7,6 +7,7 @@
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -92,8 +93,15 @@ def remaining(limit: int, used: int) -> int:
 
 def is_near(used: int, limit: int) -> bool:
     """Usage at or above ``QUOTAS_WARNING_RATIO`` of a limit (never for unlimited)."""
-    ratio = Fraction(str(settings.QUOTAS_WARNING_RATIO))
+    ratio = warning_ratio(settings.QUOTAS_WARNING_RATIO)
     return limit > 0 and used * ratio.denominator >= limit * ratio.numerator
+
+
+@lru_cache(maxsize=8)
+def warning_ratio(setting: float) -> Fraction:
+    """The setting as an exact fraction (0.8 is 4/5), so that comparisons stay exact for any
+    64-bit count; made once per value, as a check compares up to three."""
+    return Fraction(str(setting))
 
 
 def agent_status(agent: AgentState) -> str:

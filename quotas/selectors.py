@@ -6,7 +6,6 @@ check does not grow with the number of agents, jobs or days stored.
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from fractions import Fraction
 
 from django.conf import settings
 from django.db.models import (
@@ -51,13 +50,19 @@ from quotas.rules import (
     ModelState,
     RepoState,
     UsageRecord,
+    warning_ratio,
 )
 from quotas.validators import require_valid
 
+# Columns the hot path's reads leave out (fewer columns to send and load): the rules never
+# look at when a limit was created or changed.
+UNREAD = ("created_at", "updated_at")
+
 
 def _value_or_zero(queryset: QuerySet, field: str, output_field) -> Coalesce:
+    # A lookup by unique key: no ORDER BY (the model's default ordering) is needed.
     return Coalesce(
-        Subquery(queryset.values(field)[:1], output_field=output_field),
+        Subquery(queryset.order_by().values(field)[:1], output_field=output_field),
         Value(0),
         output_field=output_field,
     )
@@ -99,7 +104,7 @@ def filter_by_standing(queryset: QuerySet[AgentAllowance], wanted: str) -> Query
 
     The same rules as rules.agent_status, so that the admin's filter and its badges agree.
     """
-    ratio = Fraction(str(settings.QUOTAS_WARNING_RATIO))
+    ratio = warning_ratio(settings.QUOTAS_WARNING_RATIO)
     exact = DecimalField(max_digits=40, decimal_places=0)  # no 64-bit overflow when scaled
     queryset = queryset.alias(
         tokens_scaled=Cast("tokens_today", exact) * ratio.denominator,
@@ -179,10 +184,10 @@ def agent_read(
 def _agent_query(
     *, agent_id: str, period: datetime, job_id: str | None, running_since: datetime | None
 ) -> QuerySet[AgentAllowance]:
-    queryset = _allowances_with_usage(period).filter(agent_id=agent_id)
+    queryset = _allowances_with_usage(period).filter(agent_id=agent_id).defer(*UNREAD)
     if job_id:
         jobs = Job.objects.filter(agent_id=OuterRef("agent_id"), job_id=job_id)
-        queryset = queryset.annotate(existing_job_pk=Subquery(jobs.values("pk")[:1]))
+        queryset = queryset.annotate(existing_job_pk=Subquery(jobs.order_by().values("pk")[:1]))
     if running_since is not None:
         running = Job.objects.filter(agent_id=OuterRef("agent_id"), state=Job.State.RUNNING)
         current = running.filter(started_at__gte=running_since)
@@ -307,11 +312,14 @@ def _repo_limits_with_usage(period: datetime) -> QuerySet[RepoLimit]:
 
 def _model_query(*, model: str, period: datetime, **window: datetime) -> QuerySet:
     queryset = _model_quotas_with_usage(period=period, only_if_rate_limited=True, **window)
-    return queryset.filter(model=model)
+    # The rules never look at the prices; a final report reads them with the job.
+    return queryset.filter(model=model).defer(
+        *UNREAD, "input_price_per_mtok", "output_price_per_mtok"
+    )
 
 
 def _repo_query(*, repo: str, period: datetime) -> QuerySet:
-    return _repo_limits_with_usage(period).filter(repo=repo)
+    return _repo_limits_with_usage(period).filter(repo=repo).defer(*UNREAD)
 
 
 def repo_state(repo: str, *, now: datetime) -> RepoState | None:

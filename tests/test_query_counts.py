@@ -280,3 +280,40 @@ def test_a_check_reads_only_its_own_agents_rows_even_with_statistics_from_an_emp
     # Every step reads what it returns: no agent's rows read and thrown away for another's.
     assert [n for n in nodes if n.get("Rows Removed by Filter", 0) > 0] == []
     assert max(node["Actual Rows"] for node in nodes) <= 2
+
+
+def test_the_hot_paths_statements_are_short_enough_for_psycopg_to_cache(limits, now):
+    """psycopg parses a statement's text for its parameters once and caches the result, but
+    only for statements of at most 4 KiB and 50 parameters; a longer one is parsed again on
+    every run (0.1 ms for a check's read). Each statement of a check, dispatch and report
+    must stay within both limits."""
+    from psycopg import _queries
+
+    statements = []
+
+    def capture(execute, sql, params, many, context):
+        statements.append((sql, params or ()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        full_check(now)
+        services.dispatch(
+            agent_id="agent-1", job_id="j", model="claude-sonnet", repo="octo-org/api", now=now
+        )
+        for event in ("job_started", "job_failed"):
+            services.record_usage(
+                agent_id="agent-1",
+                job_id="j",
+                event=event,
+                model="claude-sonnet",
+                tokens_in=5,
+                now=now,
+            )
+    assert len(statements) >= 9  # every statement but BEGIN and COMMIT
+    too_long = [
+        (len(sql.encode()), len(params), sql[:80])
+        for sql, params in statements
+        if len(sql.encode()) > _queries.MAX_CACHED_STATEMENT_LENGTH
+        or len(params) > _queries.MAX_CACHED_STATEMENT_PARAMS
+    ]
+    assert too_long == []
