@@ -1,7 +1,7 @@
 """How fast the dispatcher API answers under load: a real gunicorn against a real database.
 
-    python bench/api.py [--db postgres|sqlite] [--seconds 10] [--connections 32]
-                        [--workers N] [--processes 2] [--scale]
+    python bench/api.py [--db postgres|sqlite] [--seconds 10] [--rounds 5]
+                        [--connections 32] [--workers N] [--processes 2] [--scale]
                         [--postgres postgres://postgres@127.0.0.1:5432]
 
 Creates a throwaway database (a fresh PostgreSQL database quotas_bench_<pid>, dropped at the
@@ -9,12 +9,16 @@ end, or with --db sqlite a temporary file), migrates it, loads 1,000 agents with
 limits, 8 model quotas with prices, 50 repository limits and a dispatcher API key, and starts
 gunicorn with the project's own gunicorn.conf.py on a free loopback port. Separate load
 processes (bench/loadgen.py) then drive, for --seconds each and over --connections
-connections: GET /api/v1/health (the baseline), POST /api/v1/check, POST /api/v1/dispatch
-(every job admitted: unique job ids, large limits), a full job cycle (dispatch, then a
-job_completed report), check rate-limited at half its peak and check over one connection
-(latency without queueing). It prints one line per
-endpoint (operations per second, p50/p95/p99 latency, throughput relative to the baseline)
-and PASS or FAIL against the targets; a missed target is reported, not an error. Each line
+connections: POST /api/v1/check, POST /api/v1/dispatch (every job admitted: unique job ids,
+large limits) and a full job cycle (dispatch, then a job_completed report), each in --rounds
+slices with a slice of GET /api/v1/health (the baseline) before and after every one; then
+check rate-limited at half its peak and check over one connection (latency without
+queueing). Each slice's throughput is compared with the baseline's on either side of it, and
+an endpoint's ratio is the median over its slices: on a shared machine the speed drifts by a
+third within minutes, which would otherwise decide the ratio. It prints one line per
+endpoint (operations per second, p50/p95/p99 latency, throughput relative to the baseline
+with the range over the slices) and PASS or FAIL against the targets; a missed target is
+reported, not an error. Each line
 also says where the CPU went, in milliseconds per operation: "load" in the load processes,
 "app" in gunicorn's processes, "db" in PostgreSQL's (every one on the machine; Linux only).
 
@@ -27,7 +31,6 @@ check's p50 latency at scale relative to near-empty.
 import argparse
 import contextlib
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -119,6 +122,12 @@ def parse_options() -> argparse.Namespace:
         "--workers", type=int, default=0, help="gunicorn workers (default: gunicorn.conf.py's)"
     )
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="slices each endpoint is measured in, between slices of the baseline (default 5)",
+    )
     parser.add_argument("--scale", action="store_true", help="PostgreSQL only; see above")
     parser.add_argument(
         "--postgres",
@@ -130,6 +139,8 @@ def parse_options() -> argparse.Namespace:
         parser.error("--seconds must be in (0, 600] and --connections in [1, 1000]")
     if options.workers < 0 or not 0 < options.processes <= 16:
         parser.error("--workers must be positive and --processes in [1, 16]")
+    if not 1 <= options.rounds <= 50:
+        parser.error("--rounds must be in [1, 50]")
     if options.scale and options.db != "postgres":
         parser.error("--scale needs --db postgres (it loads with generate_series)")
     return options
@@ -279,7 +290,7 @@ def measure_all(options, key: str, port: int, tag: str, server_pid: int) -> dict
             rate=rate,
         )
         after = cpu_seconds(server_pid)
-        spent = {}
+        spent = {"load": outcome.cpu_seconds}
         for (part, pid), seconds in after.items():
             # A process that ended meanwhile is left out rather than counted as negative.
             spent[part] = spent.get(part, 0.0) + seconds - before.get((part, pid), 0.0)
@@ -291,7 +302,7 @@ def measure_all(options, key: str, port: int, tag: str, server_pid: int) -> dict
     warm_up = min(2.0, max(0.5, options.seconds / 5))
     for kind in ("check", "cycle"):  # every worker imports and connects before it is timed
         drive(kind, f"{tag}-warm-up", warm_up)
-    results = {kind: summary(*drive(kind, tag, options.seconds)) for kind in LABELS}
+    results = interleaved(drive, options, tag)
     half_rate = results["check"]["rps"] / 2
     results["half"] = summary(*drive("check", tag, options.seconds, rate=half_rate))
     # One connection: the latency of a check without queueing, which is what --scale compares
@@ -301,13 +312,59 @@ def measure_all(options, key: str, port: int, tag: str, server_pid: int) -> dict
     return results
 
 
+def interleaved(drive, options, tag: str) -> dict:
+    """Each endpoint for --seconds, in --rounds slices, with a slice of the baseline before
+    and after each one: H C H D H Y H C ... On a shared machine the speed drifts by a third
+    within minutes, so each slice's throughput is compared with the baseline's on either side
+    of it, and an endpoint's ratio is the median of its slices' ratios."""
+    slice_seconds = options.seconds / options.rounds
+    slices = {kind: [] for kind in LABELS}
+    ratios = {kind: [] for kind in LABELS if kind != "health"}
+    baseline = drive("health", tag, slice_seconds)
+    slices["health"].append(baseline)
+    for number in range(options.rounds):
+        for kind in ratios:
+            measured = drive(kind, f"{tag}-{number}", slice_seconds)
+            after = drive("health", tag, slice_seconds)
+            around = (_rps(baseline[0]) + _rps(after[0])) / 2
+            ratios[kind].append(_rps(measured[0]) / around if around else 0.0)
+            slices[kind].append(measured)
+            slices["health"].append(after)
+            baseline = after
+    results = {kind: summary(*_merged(parts)) for kind, parts in slices.items()}
+    results["health"]["ratio"], results["health"]["spread"] = 1.0, (1.0, 1.0)
+    for kind, found in ratios.items():
+        results[kind]["ratio"] = statistics.median(found)
+        results[kind]["spread"] = (min(found), max(found))
+    return results
+
+
+def _rps(outcome: loadgen.Outcome) -> float:
+    elapsed = outcome.last_end - outcome.first_start
+    return len(outcome.latencies) / elapsed if outcome.latencies and elapsed > 0 else 0.0
+
+
+def _merged(parts: list[tuple[loadgen.Outcome, dict]]) -> tuple[loadgen.Outcome, dict]:
+    """One outcome of several slices: their operations and errors, over their own time only
+    (the gaps between slices, when other endpoints ran, are not counted)."""
+    merged, cpu, busy = loadgen.Outcome(), {}, 0.0
+    for outcome, spent in parts:
+        merged.latencies += outcome.latencies
+        for name, count in outcome.errors.items():
+            merged.errors[name] = merged.errors.get(name, 0) + count
+        if outcome.latencies:
+            busy += outcome.last_end - outcome.first_start
+        for part, seconds in spent.items():
+            cpu[part] = cpu.get(part, 0.0) + seconds
+    merged.first_start, merged.last_end = 0.0, busy
+    return merged, cpu
+
+
 def cpu_seconds(server_pid: int) -> dict[tuple[str, int], float]:
-    """CPU time so far, by (part, process id), of this script's finished children (the load
-    processes, as one), of gunicorn (the arbiter and its workers) and of every PostgreSQL
-    process on the machine. The last two come from Linux's /proc, and are left out where it
-    does not exist."""
-    own = resource.getrusage(resource.RUSAGE_CHILDREN)
-    spent = {("load", 0): own.ru_utime + own.ru_stime}
+    """CPU time so far, by (part, process id), of gunicorn (the arbiter and its workers) and
+    of every PostgreSQL process on the machine, from Linux's /proc (nothing where it does not
+    exist). The load processes count their own, without their start-up (loadgen.Outcome)."""
+    spent = {}
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return spent
@@ -350,14 +407,18 @@ def summary(outcome: loadgen.Outcome, cpu: dict[str, float]) -> dict:
 
 
 def line(label: str, result: dict, baseline: float) -> str:
-    ratio = result["rps"] / baseline if baseline else 0.0
+    """One endpoint: throughput, latency, the ratio to the baseline (the median of its slices'
+    where it was interleaved, else of the whole run), errors and CPU per operation."""
+    ratio = result.get("ratio", result["rps"] / baseline if baseline else 0.0)
     errors = sum(result["errors"].values())
     detail = f" {result['errors']}" if errors else ""
     cpu = " ".join(f"{part} {ms:.2f}" for part, ms in result.get("cpu", {}).items())
+    low, high = result.get("spread", (ratio, ratio))
+    spread = f" ({low:.2f}-{high:.2f})" if "spread" in result else ""
     return (
         f"{label:32} rps {result['rps']:8.1f}  p50 {result['p50']:7.1f} ms  "
         f"p95 {result['p95']:7.1f} ms  p99 {result['p99']:7.1f} ms  "
-        f"{ratio:5.2f} x baseline  {errors} errors{detail}  cpu ms/op: {cpu}"
+        f"{ratio:5.2f} x baseline{spread}  {errors} errors{detail}  cpu ms/op: {cpu}"
     )
 
 
@@ -368,9 +429,13 @@ def print_report(results: dict, half_rate: float) -> None:
     print(line(f"check at half peak ({half_rate:.0f}/s)", results["half"], baseline))
     print(line("check, 1 connection", results["single"], baseline))
     for kind, target in TARGETS.items():
-        ratio = results[kind]["rps"] / baseline if baseline else 0.0
+        ratio = results[kind]["ratio"]
         verdict = "PASS" if ratio >= target else "FAIL"
-        print(f"{verdict}  {kind} throughput {ratio:.2f} x baseline (target >= {target} x)")
+        low, high = results[kind]["spread"]
+        print(
+            f"{verdict}  {kind} throughput {ratio:.2f} x baseline (target >= {target} x; "
+            f"slices {low:.2f} to {high:.2f})"
+        )
     p99 = results["half"]["p99"]
     verdict = "PASS" if 0 < p99 < HALF_PEAK_P99_MS else "FAIL"
     print(f"{verdict}  check p99 at half peak {p99:.1f} ms (target < {HALF_PEAK_P99_MS:g} ms)")

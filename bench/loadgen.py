@@ -43,6 +43,7 @@ class Outcome:
     errors: dict[str, int] = field(default_factory=dict)
     first_start: float = float("inf")
     last_end: float = 0.0
+    cpu_seconds: float = 0.0  # spent by the load processes on the run, not on starting up
 
 
 EXPECTED = {"health": (200,), "check": (200,), "dispatch": (201,), "cycle": (201, 200)}
@@ -174,7 +175,9 @@ async def _run(workload, worker, connections, start_at, seconds, rate, limit) ->
 
 
 def _worker(workload, worker, connections, start_at, seconds, rate, limit, results) -> None:
+    started = time.process_time()
     outcome = asyncio.run(_run(workload, worker, connections, start_at, seconds, rate, limit))
+    outcome.cpu_seconds = time.process_time() - started
     results.put(outcome)
 
 
@@ -212,6 +215,7 @@ def drive(
                 merged.errors[name] = merged.errors.get(name, 0) + count
             merged.first_start = min(merged.first_start, part.first_start)
             merged.last_end = max(merged.last_end, part.last_end)
+            merged.cpu_seconds += part.cpu_seconds
     finally:
         for process in workers:
             process.join(timeout=5)

@@ -8,15 +8,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBER = r"(\d+\.\d)"
+RATIO = r"(\d+\.\d\d)"
 ENDPOINT = re.compile(
     rf"^(?P<label>.+?)\s+rps\s+{NUMBER}\s+p50\s+{NUMBER} ms\s+p95\s+{NUMBER} ms\s+"
-    rf"p99\s+{NUMBER} ms\s+(\d+\.\d\d) x baseline\s+(\d+) errors"
+    rf"p99\s+{NUMBER} ms\s+{RATIO} x baseline(?: \({RATIO}-{RATIO}\))?\s+(\d+) errors"
 )
 
 
 def test_api_benchmark_reports_throughput_and_latency_of_every_endpoint():
     result = subprocess.run(
-        [sys.executable, "bench/api.py", "--db", "sqlite", "--seconds", "1", "--connections", "2"],
+        [
+            sys.executable,
+            "bench/api.py",
+            *("--db", "sqlite", "--seconds", "1", "--rounds", "2", "--connections", "2"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -32,11 +37,13 @@ def test_api_benchmark_reports_throughput_and_latency_of_every_endpoint():
         "POST /api/v1/dispatch",
         "dispatch + job_completed",
     ):
-        rps, p50, p95, p99, ratio, errors = rows[label]
+        rps, p50, p95, p99, ratio, low, high, errors = rows[label]
         assert float(rps) > 0 and float(ratio) > 0, result.stdout
         assert 0 < float(p50) <= float(p95) <= float(p99), result.stdout
+        # The median of the slices' ratios to the baseline around them, within their range.
+        assert float(low) <= float(ratio) <= float(high), result.stdout
         assert errors == "0", result.stdout
-    assert rows["GET /api/v1/health"][4] == "1.00"
+    assert rows["GET /api/v1/health"][4:7] == ("1.00", "1.00", "1.00")
     cpu = re.search(
         r"^POST /api/v1/check .* cpu ms/op: load ([\d.]+) app ([\d.]+)$", result.stdout, re.M
     )
