@@ -159,6 +159,11 @@ def _reason_fields(refusal: Refusal) -> tuple[str, int | None, str]:
     return refusal.reason, refusal.retry_after, refusal.code
 
 
+def _until_midnight(now: datetime) -> int:
+    """retry_after of a daily limit: the seconds until the next quota day begins."""
+    return seconds_until(next_day_start(now), now)
+
+
 def _at_limit(used: int, limit: int) -> bool:
     return limit > 0 and used >= limit
 
@@ -169,11 +174,10 @@ def _agent_refusal(agent: AgentState, model_name: str, now: datetime) -> Refusal
         return Refusal("agent_paused", "agent paused")
     if model_name and allowance.model_allowlist and model_name not in allowance.model_allowlist:
         return Refusal("model_not_allowed", f"model not in allowlist: {model_name}")
-    midnight = seconds_until(next_day_start(now), now)
     if _at_limit(agent.tokens_used, allowance.daily_token_limit):
-        return Refusal("daily_token_limit", "daily token limit exceeded", midnight)
+        return Refusal("daily_token_limit", "daily token limit exceeded", _until_midnight(now))
     if _at_limit(agent.jobs_started, allowance.daily_job_limit):
-        return Refusal("daily_job_limit", "daily job limit exceeded", midnight)
+        return Refusal("daily_job_limit", "daily job limit exceeded", _until_midnight(now))
     if _at_limit(agent.running_jobs, allowance.concurrent_jobs):
         return Refusal(
             "concurrent_jobs", "concurrent job limit reached", _slot_frees_in(agent, now)
@@ -193,10 +197,11 @@ def _model_refusal(model: ModelState | None, now: datetime) -> Refusal | None:
     if model is None:
         return None
     quota = model.quota
-    midnight = seconds_until(next_day_start(now), now)
     if _at_limit(model.tokens_used, quota.daily_token_budget):
         return Refusal(
-            "model_token_budget", f"global model token budget exceeded for: {quota.model}", midnight
+            "model_token_budget",
+            f"global model token budget exceeded for: {quota.model}",
+            _until_midnight(now),
         )
     if _at_limit(model.started_last_hour, quota.hourly_rate_limit):
         frees_in = (
@@ -206,7 +211,9 @@ def _model_refusal(model: ModelState | None, now: datetime) -> Refusal | None:
             "model_rate_limit", f"hourly rate limit reached for: {quota.model}", frees_in
         )
     if _at_limit(model.cost_microcents, quota.cost_ceiling * MICROCENTS_PER_CENT):
-        return Refusal("model_cost_ceiling", f"cost ceiling reached for: {quota.model}", midnight)
+        return Refusal(
+            "model_cost_ceiling", f"cost ceiling reached for: {quota.model}", _until_midnight(now)
+        )
     return None
 
 
@@ -232,11 +239,14 @@ def _repo_refusal(
             f"repository cooling down after failure: {repo_name}",
             seconds_until(repo.last_failure_at + cooldown, now),
         )
-    midnight = seconds_until(next_day_start(now), now)
     if action == "pr" and _at_limit(repo.prs_opened, limit.max_daily_prs):
-        return Refusal("repo_pr_limit", f"daily PR limit reached for: {repo_name}", midnight)
+        return Refusal(
+            "repo_pr_limit", f"daily PR limit reached for: {repo_name}", _until_midnight(now)
+        )
     if action == "issue" and _at_limit(repo.issues_opened, limit.max_daily_issues):
-        return Refusal("repo_issue_limit", f"daily issue limit reached for: {repo_name}", midnight)
+        return Refusal(
+            "repo_issue_limit", f"daily issue limit reached for: {repo_name}", _until_midnight(now)
+        )
     return None
 
 

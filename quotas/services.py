@@ -7,6 +7,7 @@ usage. Each write is one transaction: either every counter moves or none does.
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
+from functools import cached_property
 
 from django.db import models, transaction
 from django.db.models import Q
@@ -87,6 +88,11 @@ class Report:
     timestamp: datetime | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+
+    @cached_property
+    def period(self) -> datetime:
+        """The quota day the report counts in (each of its writes needs it)."""
+        return day_start(self.now)
 
 
 # Decisions
@@ -361,7 +367,7 @@ def _log(job: Job, event: Kind, report: Report, **deltas: int) -> prepared.Write
         tokens_out=report.tokens_out,
         timestamp=report.timestamp,
         received_at=report.now,
-        period_start=day_start(report.now),
+        period_start=report.period,
         **deltas,
     )
     return prepared.inserting(entry)
@@ -611,7 +617,7 @@ def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> No
 
 def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> prepared.Write:
     """Change the usage row of ``subject`` (agent_id=, model= or repo=) for the report's day."""
-    key = {**subject, "period_start": day_start(report.now)}
+    key = {**subject, "period_start": report.period}
     return add_to_usage(usage_model, key, now=report.now, add=add, set_=set_, done=_no_overflow)
 
 

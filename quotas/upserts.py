@@ -36,16 +36,25 @@ def add_to_usage(
     if any(f.name == "updated_at" for f in fields):
         set_ = {**set_, "updated_at": now}
     given = {**key, **add, **set_}
-    values = [
-        f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
-        for f in fields
-    ]
     shape = ("add_to_usage", usage_model._meta.label, tuple(key), tuple(add), tuple(set_))
     cache = prepared.compiled(connections[DEFAULT_DB_ALIAS])
     if shape not in cache:
-        cache[shape] = _upsert(usage_model, fields, key, add, set_)
+        # A field the shape leaves out takes its default; a constant one is prepared once.
+        defaults = {
+            f.name: f.get_db_prep_save(f.get_default(), connection)
+            for f in fields
+            if f.name not in given and not callable(f.default)
+        }
+        cache[shape] = _upsert(usage_model, fields, key, add, set_), defaults
+    statement, defaults = cache[shape]
+    values = [
+        defaults[f.name]
+        if f.name in defaults
+        else f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
+        for f in fields
+    ]
     guards = [BIGINT_MAX - amount for amount in add.values()]
-    return Write(cache[shape], [*values, *guards], "1", done)
+    return Write(statement, [*values, *guards], "1", done)
 
 
 def _upsert(usage_model, fields: list, key: dict, add: dict, set_: dict) -> str:
