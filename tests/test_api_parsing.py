@@ -98,3 +98,16 @@ def test_rendering_matches_a_serializer_of_its_own():
     expected = s.RepoUsageSerializer(record).data
     assert views.rendered(s.RepoUsageSerializer, record) == expected
     assert expected["cooldown_until"] == "2026-03-10T12:05:00Z"
+
+
+@pytest.mark.parametrize(
+    "agent_id",
+    ["a" * 201, "bot\x00one", "bot\ud800", "bot one"],
+    ids=["too long", "NUL", "surrogate", "space"],
+)
+def test_a_malformed_id_gets_one_message_saying_what_an_id_may_be(agent_id):
+    with pytest.raises(ValidationError) as refused:
+        views.parsed(s.CheckInput, {"agent_id": agent_id})
+    assert refused.value.detail == {
+        "agent_id": ["Use 1 to 200 letters, digits, '.', '_', ':' or '-' for an agent id."]
+    }

@@ -2,10 +2,11 @@
 
 from decimal import Decimal
 
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.validators import UniqueValidator
+from rest_framework.validators import ProhibitSurrogateCharactersValidator, UniqueValidator
 from simple_history.utils import update_change_reason
 
 from quotas.api.fields import SecondsField, StrictIntegerField
@@ -39,14 +40,27 @@ def changed_by_key(api_key) -> str:
 
 
 class IdField(serializers.CharField):
-    """An identifier: text only (no numbers turned into text), never trimmed or altered."""
+    """An identifier: text only (no numbers turned into text), never trimmed or altered.
+
+    Its format validator (quotas.validators) allows only ASCII letters, digits and a few
+    marks, at most 200 of them, so DRF's own checks of every text field (length, NUL and
+    surrogate characters) could only repeat its verdict in other words: they are left out,
+    and a malformed id gets one message that says what an id may be.
+    """
 
     default_error_messages = {"invalid": "Text is required."}
+    REPEATED = (
+        MaxLengthValidator,
+        ProhibitNullCharactersValidator,
+        ProhibitSurrogateCharactersValidator,
+    )
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", ID_MAX_LENGTH)
+        kwargs.setdefault("max_length", ID_MAX_LENGTH)  # still in the OpenAPI schema
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
+        if kwargs.get("validators"):
+            self.validators = [v for v in self.validators if not isinstance(v, self.REPEATED)]
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
