@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format install bench-admin bench bench-scale
+.PHONY: run test lint format install bench-admin bench bench-scale bench-instructions
 
 install: $(STAMP)
 
@@ -47,3 +47,8 @@ bench: $(STAMP)
 # The same after loading 100,000 agents, 1,000,000 jobs and 90 days of usage history.
 bench-scale: $(STAMP)
 	$(BIN)/python bench/api.py --scale $(BENCH_ARGS)
+
+# Instructions per request of the Python process, counted by valgrind: repeatable where the
+# machine's clock is not (see bench/instructions.py).
+bench-instructions: $(STAMP)
+	$(BIN)/python bench/instructions.py $(BENCH_ARGS)

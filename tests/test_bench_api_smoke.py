@@ -50,3 +50,22 @@ def test_api_benchmark_reports_throughput_and_latency_of_every_endpoint():
     assert cpu and float(cpu[1]) > 0 and float(cpu[2]) > 0, result.stdout
     verdicts = re.findall(r"^(PASS|FAIL)  ", result.stdout, re.MULTILINE)
     assert len(verdicts) == 3, result.stdout
+
+
+def test_instruction_benchmark_runs_every_kind_of_request():
+    """Without valgrind (too slow for the suite), on SQLite: the children set up, warm up
+    and send their requests, each checked for the answer it must give."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/instructions.py",
+            *("--db", "sqlite", "--requests", "3", "--no-valgrind"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    kinds = re.findall(r"^(\w+) +0 instructions per operation$", result.stdout, re.MULTILINE)
+    assert kinds == ["health", "check", "cycle"], result.stdout
