@@ -156,7 +156,8 @@ def write(*writes: Write | None) -> None:
     On PostgreSQL the writes become one statement of data-modifying WITH queries: each runs
     exactly once, all see the same snapshot, and none sees the others' rows, which is why
     only writes to different rows are sent together. A statement that fails writes nothing.
-    Elsewhere (SQLite, in-process, where a statement costs little) they run one by one.
+    Elsewhere (SQLite, in-process, where a statement costs little) they run one by one, so
+    callers send them inside ``transaction.atomic()``, as every service does.
     """
     writes = [entry for entry in writes if entry is not None]
     if not writes:
@@ -251,10 +252,10 @@ def updating(instance: models.Model, field_names: Iterable[str]) -> Write:
     return Write(cache[shape], bound, key, done)
 
 
-def _checked(statement: str, compiled: int, bound: int) -> str:
+def _checked(statement: str, takes: int, bound: int) -> str:
     """The statement, once it is certain that later runs bind as many values as it takes."""
-    if compiled != bound:
-        raise ValueError(f"{statement} takes {compiled} parameters, not {bound}")
+    if takes != bound:
+        raise ValueError(f"{statement} takes {takes} parameters, not {bound}")
     return statement
 
 
