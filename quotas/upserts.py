@@ -2,7 +2,8 @@
 
 Both are ``INSERT ... ON CONFLICT``: atomic against a concurrent insert of the same key, so a
 new day's first reports (or a new agent's first requests) racing each other neither fail on
-the unique constraint nor lose an increment, and each costs one round trip.
+the unique constraint nor lose an increment. The usage upsert is handed back as a
+``prepared.Write``, so that it travels with the transaction's other writes.
 """
 
 from collections.abc import Callable
