@@ -293,7 +293,7 @@ class ModelMinuteUsage(models.Model):
     Counting a model's last hour in the job ledger reads every job of that hour on every
     check and dispatch, a cost that grows with the model's traffic. Summed per minute, an
     hour is at most 60 rows; the one minute the window cuts through is counted exactly from
-    the ledger (selectors.started_in_window). Rows over an hour old never count again.
+    the ledger (selectors.hour_window). Rows over an hour old never count again.
     """
 
     model = models.CharField(max_length=ID_MAX_LENGTH)

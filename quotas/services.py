@@ -216,7 +216,7 @@ def record_usage(
     agent = selectors.agent_state_from(allowance)
     if writes is not None:
         agent = _after_report(agent, job, Kind(event), ran_before, running_since)
-    return UsageResult(writes is None, UsageRecord.of(agent, day_start(now)))
+    return UsageResult(writes is None, UsageRecord.of(agent, report.period))
 
 
 def _job_to_report(job: Job | None, agent_id: str, job_id: str, model: str) -> tuple[Job, bool]:
