@@ -390,22 +390,21 @@ def record_repo_event(
         raise InvalidInput(f"kind must be one of: {', '.join(REPO_EVENTS)}", field="kind")
     now = now or timezone.now()
     report = Report(now, timestamp)
+    if kind == Kind.REPO_FAILURE:
+        counted = _count(RepoUsage, report, set_={"last_failure_at": now}, repo=repo)
+    else:
+        opened = "prs_opened" if kind == Kind.PR_OPENED else "issues_opened"
+        counted = _count(RepoUsage, report, add={opened: 1}, repo=repo)
+    entry = UsageEvent(
+        event=kind,
+        agent_id=agent_id,
+        repo=repo,
+        timestamp=timestamp,
+        received_at=now,
+        period_start=report.period,
+    )
     with transaction.atomic():
-        if kind == Kind.PR_OPENED:
-            counted = _count(RepoUsage, report, add={"prs_opened": 1}, repo=repo)
-        elif kind == Kind.ISSUE_OPENED:
-            counted = _count(RepoUsage, report, add={"issues_opened": 1}, repo=repo)
-        else:
-            counted = _count(RepoUsage, report, set_={"last_failure_at": now}, repo=repo)
-        prepared.write(counted)
-        UsageEvent.objects.create(
-            event=kind,
-            agent_id=agent_id,
-            repo=repo,
-            timestamp=timestamp,
-            received_at=now,
-            period_start=day_start(now),
-        )
+        prepared.write(counted, prepared.inserting(entry))
     return selectors.repo_usage_record(repo=repo, now=now)
 
 

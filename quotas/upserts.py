@@ -38,11 +38,12 @@ def add_to_usage(
         set_ = {**set_, "updated_at": now}
     given = {**key, **add, **set_}
     shape = ("add_to_usage", usage_model._meta.label, tuple(key), tuple(add), tuple(set_))
-    cache = prepared.compiled(connections[DEFAULT_DB_ALIAS])
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's own, where its statements are cached
+    cache = prepared.compiled(db)
     if shape not in cache:
         # A field the shape leaves out takes its default; a constant one is prepared once.
         defaults = {
-            f.name: f.get_db_prep_save(f.get_default(), connection)
+            f.name: f.get_db_prep_save(f.get_default(), db)
             for f in fields
             if f.name not in given and not callable(f.default)
         }
@@ -51,7 +52,7 @@ def add_to_usage(
     values = [
         defaults[f.name]
         if f.name in defaults
-        else f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
+        else f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), db)
         for f in fields
     ]
     guards = [BIGINT_MAX - amount for amount in add.values()]

@@ -18,6 +18,7 @@ from quotas.models import (
     ModelUsage,
     RepoLimit,
     RepoUsage,
+    UsageEvent,
 )
 from quotas.periods import day_start
 from tests.plans import executed_plan
@@ -240,6 +241,18 @@ def test_duplicate_report_costs_two_queries(limits, now, django_assert_num_queri
         assert services.record_usage(
             agent_id="agent-1", job_id="j", event="job_completed", tokens_in=7, now=now
         ).duplicate
+
+
+def test_a_repository_event_sends_its_count_and_its_log_entry_together(
+    limits, now, django_assert_num_queries
+):
+    # BEGIN, the writes (the repository's count, the event), COMMIT, the repository's state
+    with django_assert_num_queries(3 + writes(2)):
+        record = services.record_repo_event(
+            repo="octo-org/api", kind="pr_opened", agent_id="agent-1", now=now
+        )
+    assert record.prs_opened == 1
+    assert UsageEvent.objects.filter(event="pr_opened", repo="octo-org/api").count() == 1
 
 
 @pytest.mark.postgres_only
