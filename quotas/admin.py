@@ -11,10 +11,11 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 from simple_history.admin import SimpleHistoryAdmin
 
-from quotas import display, selectors, services
+from quotas import display, housekeeping, selectors, services
 from quotas.forms import AllowanceForm, ModelQuotaForm, RepoLimitForm
 from quotas.models import AgentAllowance, AgentUsage, APIKey, Job, ModelQuota, RepoLimit, UsageEvent
-from quotas.rules import EXCEEDED, OK, PAUSED, WARNING, standing
+from quotas.rules import EXCEEDED, OK, PAUSED, WARNING, cost_ceiling_microcents, standing
+from quotas.vocabulary import Permission
 
 RECENT_JOBS = 10
 
@@ -151,14 +152,15 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
         )
 
     def has_reset_usage_permission(self, request):
-        return request.user.has_perm("quotas.reset_usage")
+        return request.user.has_perm(Permission.RESET_USAGE.full_name)
 
     @admin.action(
-        description="Reset today's usage of the selected agents", permissions=["reset_usage"]
+        description="Reset today's usage of the selected agents",
+        permissions=[Permission.RESET_USAGE.value],
     )
     def reset_today(self, request, queryset):
         agent_ids = list(queryset.values_list("agent_id", flat=True))
-        reset = sum(services.reset_usage(agent_id=agent_id) for agent_id in agent_ids)
+        reset = sum(housekeeping.reset_usage(agent_id=agent_id) for agent_id in agent_ids)
         untouched = len(agent_ids) - reset
         note = f" ({display.count(untouched, 'agent')} had no usage today)" if untouched else ""
         self.message_user(
@@ -209,7 +211,7 @@ class ModelQuotaAdmin(SimpleHistoryAdmin):
         spent = display.dollars_from_microcents(obj.cost_today)
         if not obj.cost_ceiling:
             return f"{spent} of unlimited"
-        ceiling = obj.cost_ceiling * 1_000_000
+        ceiling = cost_ceiling_microcents(obj.cost_ceiling)
         return display.bar(
             obj.cost_today, ceiling, f"{spent} of {display.dollars_from_cents(obj.cost_ceiling)}"
         )
@@ -238,12 +240,11 @@ class RepoLimitAdmin(SimpleHistoryAdmin):
 
     @admin.display(description="cooldown")
     def cooldown(self, obj):
-        if not obj.cooldown_after_failure or obj.last_failure_at is None:
+        now = timezone.now()
+        until = selectors.repo_state_from(obj).cooldown_until(now)
+        if until is None:
             return "—"
-        left = obj.last_failure_at + obj.cooldown_after_failure - timezone.now()
-        if left.total_seconds() <= 0:
-            return "—"
-        return f"cooling down, {display.minutes_left(left)} left"
+        return f"cooling down, {display.minutes_left(until - now)} left"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from quotas import exports
 from quotas.dashboard import dashboard_context
+from quotas.vocabulary import Permission
 
 
 class QuotasAdminSite(admin.AdminSite):
@@ -19,8 +20,16 @@ class QuotasAdminSite(admin.AdminSite):
     enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
-        context = {**dashboard_context(now=timezone.now()), **(extra_context or {})}
+        context = {
+            **dashboard_context(now=timezone.now()),
+            "can_export": self.can_export(request.user),
+            **(extra_context or {}),
+        }
         return super().index(request, context)
+
+    @staticmethod
+    def can_export(user) -> bool:
+        return user.has_perm(Permission.EXPORT_USAGE.full_name)
 
     def get_urls(self):
         export = self.admin_view(self.export)
@@ -31,6 +40,6 @@ class QuotasAdminSite(admin.AdminSite):
         ]
 
     def export(self, request, kind):
-        if not request.user.has_perm("quotas.export_usage"):
+        if not self.can_export(request.user):
             raise PermissionDenied
         return exports.usage_csv(request, kind)

@@ -14,18 +14,15 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.db.models import (
     BigIntegerField,
-    Case,
     F,
-    FloatField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Sum,
     Value,
-    When,
 )
-from django.db.models.functions import Cast, Coalesce, Greatest
+from django.db.models.functions import Coalesce, Greatest
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -40,7 +37,13 @@ from quotas.models import (
     UsageEvent,
 )
 from quotas.periods import day_start, quota_zone
-from quotas.rules import model_status, standing
+from quotas.rules import (
+    cost_ceiling_microcents,
+    model_status,
+    percent_used,
+    share_used_sql,
+    standing,
+)
 from quotas.selectors import (
     agent_state_from,
     allowances_with_usage,
@@ -127,11 +130,6 @@ def long_date(day: date) -> str:
 # Formatting
 
 
-def percent_used(used: int, limit: int) -> int:
-    """Whole percent of the limit used, rounded down so that 100% means the limit is reached."""
-    return used * 100 // limit if limit > 0 else 0
-
-
 def truncate(label: str, length: int = LABEL_CHARS) -> str:
     return label if len(label) <= length else label[: length - 1] + "\u2026"
 
@@ -188,19 +186,6 @@ def _series(manager, starts: list[datetime], subject: str, field: str) -> dict[s
     return dict(sorted(series.items(), key=lambda item: (-sum(item[1]), item[0])))
 
 
-def _share(used: str, limit: str, scale: int = 1) -> Case:
-    """``used / (limit x scale)`` as a float, for ordering only; 0 where the limit is 0
-    (unlimited). The percentages shown are computed exactly, from integers, in Python."""
-    denominator = Cast(F(limit), FloatField())
-    if scale != 1:
-        denominator = denominator * Value(float(scale))
-    return Case(
-        When(Q(**{f"{limit}__gt": 0}), then=Cast(F(used), FloatField()) / denominator),
-        default=Value(0.0),
-        output_field=FloatField(),
-    )
-
-
 # Closest to a limit
 
 
@@ -212,8 +197,8 @@ def closest_agents(now: datetime) -> list[dict]:
         .filter(Q(daily_token_limit__gt=0) | Q(daily_job_limit__gt=0))
         .annotate(
             share=Greatest(
-                _share("tokens_today", "daily_token_limit"),
-                _share("jobs_today", "daily_job_limit"),
+                share_used_sql(F("tokens_today"), F("daily_token_limit")),
+                share_used_sql(F("jobs_today"), F("daily_job_limit")),
             )
         )
         .order_by("-share", "agent_id")[:CLOSEST_LIMIT]
@@ -238,8 +223,8 @@ def closest_models(now: datetime) -> list[dict]:
         .filter(Q(daily_token_budget__gt=0) | Q(cost_ceiling__gt=0))
         .annotate(
             share=Greatest(
-                _share("tokens_today", "daily_token_budget"),
-                _share("cost_today", "cost_ceiling", MICROCENTS_PER_CENT),
+                share_used_sql(F("tokens_today"), F("daily_token_budget")),
+                share_used_sql(F("cost_today"), F("cost_ceiling"), scale=MICROCENTS_PER_CENT),
             )
         )
         .order_by("-share", "model")[:CLOSEST_LIMIT]
@@ -249,7 +234,7 @@ def closest_models(now: datetime) -> list[dict]:
 
 def _model_row(quota: ModelQuota) -> dict:
     tokens, cost = int(quota.tokens_today), int(quota.cost_today)
-    ceiling = quota.cost_ceiling * MICROCENTS_PER_CENT
+    ceiling = cost_ceiling_microcents(quota.cost_ceiling)
     limits = [
         (tokens, quota.daily_token_budget, number, "tokens"),
         (cost, ceiling, dollars_from_microcents, "spent"),

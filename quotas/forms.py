@@ -17,8 +17,7 @@ from quotas.models import (
     RepoLimit,
 )
 from quotas.validators import BIGINT_MAX
-
-MAX_DURATION = timedelta(days=366)
+from quotas.vocabulary import LONGEST_DURATION
 
 
 class DurationField(forms.CharField):
@@ -26,7 +25,7 @@ class DurationField(forms.CharField):
 
     default_error_messages = {
         "invalid": "Write a duration such as 45m, 1h 30m or 2 hours (0 for none).",
-        "range": "Use a duration from 0 up to 366 days.",
+        "range": f"Use a duration from 0 up to {LONGEST_DURATION.days} days.",
     }
 
     def prepare_value(self, value):
@@ -40,7 +39,7 @@ class DurationField(forms.CharField):
         seconds = None if ":" in text else parse_duration(text)
         if seconds is None:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
-        if not 0 <= seconds <= MAX_DURATION.total_seconds():
+        if not 0 <= seconds <= LONGEST_DURATION.total_seconds():
             raise ValidationError(self.error_messages["range"], code="range")
         return timedelta(seconds=round(seconds))
 

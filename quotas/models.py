@@ -21,6 +21,7 @@ from quotas.validators import (
     validate_model_list,
     validate_repo,
 )
+from quotas.vocabulary import APIKeyRole, EventKind, JobState, Permission
 
 UNLIMITED_HELP = "0 means unlimited."
 MICROCENTS_PER_CENT = 1_000_000
@@ -91,10 +92,7 @@ class AgentAllowance(models.Model):
 
     class Meta:
         ordering = ["agent_id"]
-        permissions = [
-            ("reset_usage", "Can reset an agent's usage today"),
-            ("export_usage", "Can export daily usage as CSV"),
-        ]
+        permissions = Permission.choices
         constraints = [
             models.UniqueConstraint(fields=["agent_id"], name="agent_allowance_agent_id_unique"),
             models.CheckConstraint(
@@ -241,6 +239,9 @@ class AgentUsage(DailyUsage):
     jobs_started = counter()
 
     subject_field = "agent_id"
+    # Each counter, and the event log's delta (rules.Deltas) that it is the sum of over the
+    # agent's events of the day: services write both from one Deltas, reconcile sums it back.
+    counters = {"tokens_used": "tokens_delta", "jobs_started": "jobs_delta"}
 
     class Meta:
         ordering = ["-period_start", "agent_id"]
@@ -260,6 +261,12 @@ class ModelUsage(DailyUsage):
     requests = counter("Jobs started on this model during the day.")
 
     subject_field = "model"
+    # As AgentUsage.counters, over the events of jobs on the model.
+    counters = {
+        "tokens_used": "model_tokens_delta",
+        "cost_microcents": "cost_delta_microcents",
+        "requests": "requests_delta",
+    }
 
     class Meta:
         ordering = ["-period_start", "model"]
@@ -279,6 +286,8 @@ class RepoUsage(DailyUsage):
     last_failure_at = models.DateTimeField(null=True, blank=True)
 
     subject_field = "repo"
+    # Each counter, and the repository event it counts (reconcile counts them back).
+    counted_events = {"prs_opened": EventKind.PR_OPENED, "issues_opened": EventKind.ISSUE_OPENED}
 
     class Meta:
         ordering = ["-period_start", "repo"]
@@ -333,25 +342,6 @@ class RefusalCount(DailyUsage):
         indexes = [models.Index(fields=["period_start"], name="refusal_count_period_idx")]
 
 
-class JobState(models.TextChoices):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-class EventKind(models.TextChoices):
-    JOB_STARTED = "job_started"
-    JOB_COMPLETED = "job_completed"
-    JOB_FAILED = "job_failed"
-    JOB_CANCELLED = "job_cancelled"
-    USAGE_RESET = "usage_reset"
-    PR_OPENED = "pr_opened"
-    ISSUE_OPENED = "issue_opened"
-    REPO_FAILURE = "failure"
-
-
 class Job(models.Model):
     """The job ledger: one row per (agent, job_id), whatever order its reports arrive in."""
 
@@ -391,7 +381,7 @@ class Job(models.Model):
             # small partial index, however long the ledger grows.
             models.Index(
                 fields=["agent_id", "started_at"],
-                condition=Q(state="running"),
+                condition=Q(state=JobState.RUNNING),
                 name="job_running_idx",
             ),
             # The sliding-hour rate limit counts a model's jobs by start time.
@@ -402,7 +392,7 @@ class Job(models.Model):
             # read every running job of every agent to count one agent's.
             models.Index(
                 fields=["state", "created_at"],
-                condition=~Q(state="running"),
+                condition=~Q(state=JobState.RUNNING),
                 name="job_state_created_idx",
             ),
         ]
@@ -463,9 +453,7 @@ class UsageEvent(models.Model):
 class APIKey(AbstractAPIKey):
     """A dispatcher's or an administrator's key. Only a hash of the key is stored."""
 
-    class Role(models.TextChoices):
-        DISPATCHER = "dispatcher", "Dispatcher: check, dispatch, report usage, read usage"
-        ADMIN = "admin", "Admin: also change limits and reset usage"
+    Role = APIKeyRole
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.DISPATCHER)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -473,6 +461,6 @@ class APIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         constraints = [
             models.CheckConstraint(
-                condition=Q(role__in=["dispatcher", "admin"]), name="api_key_role_valid"
+                condition=Q(role__in=APIKeyRole.values), name="api_key_role_valid"
             )
         ]

@@ -19,43 +19,30 @@ from django.utils import timezone
 from quotas.models import AgentUsage, Job, ModelMinuteUsage, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import minute_start
 from quotas.rules import HOUR
+from quotas.vocabulary import USAGE_EVENTS, EventKind
 
-Kind = UsageEvent.Kind
-AGENT_EVENTS = [
-    Kind.JOB_STARTED,
-    Kind.JOB_COMPLETED,
-    Kind.JOB_FAILED,
-    Kind.JOB_CANCELLED,
-    Kind.USAGE_RESET,
-]
+AGENT_EVENTS = [*USAGE_EVENTS, EventKind.USAGE_RESET]
+FAILURES = [EventKind.REPO_FAILURE, EventKind.JOB_FAILED]
 
-# (usage model, its subject field, {counter: aggregate over that subject's events})
+
+def _sums(usage_model) -> dict:
+    """Each counter of a usage model as the sum of the event log's delta that feeds it."""
+    return {counter: Sum(delta) for counter, delta in usage_model.counters.items()}
+
+
+# (usage model, its subject field, {counter: aggregate over that subject's events}, events)
 BOOKS = [
-    (
-        AgentUsage,
-        "agent_id",
-        {"tokens_used": Sum("tokens_delta"), "jobs_started": Sum("jobs_delta")},
-        Q(event__in=AGENT_EVENTS),
-    ),
-    (
-        ModelUsage,
-        "model",
-        {
-            "tokens_used": Sum("model_tokens_delta"),
-            "cost_microcents": Sum("cost_delta_microcents"),
-            "requests": Sum("requests_delta"),
-        },
-        ~Q(model=""),
-    ),
+    (AgentUsage, "agent_id", _sums(AgentUsage), Q(event__in=AGENT_EVENTS)),
+    (ModelUsage, "model", _sums(ModelUsage), ~Q(model="")),
     (
         RepoUsage,
         "repo",
         {
-            "prs_opened": Count("pk", filter=Q(event=Kind.PR_OPENED)),
-            "issues_opened": Count("pk", filter=Q(event=Kind.ISSUE_OPENED)),
-            "last_failure_at": Max(
-                "received_at", filter=Q(event__in=[Kind.REPO_FAILURE, Kind.JOB_FAILED])
-            ),
+            **{
+                counter: Count("pk", filter=Q(event=event))
+                for counter, event in RepoUsage.counted_events.items()
+            },
+            "last_failure_at": Max("received_at", filter=Q(event__in=FAILURES)),
         },
         ~Q(repo=""),
     ),

@@ -1,31 +1,316 @@
-"""The quota rules as one pure function over a snapshot of limits and usage.
+"""The quota rules, each written once, as pure functions over plain values.
 
-``evaluate`` reads nothing and writes nothing, so ``check`` (which only reads) and ``dispatch``
-(which decides under row locks, then writes) cannot disagree about what a limit means.
+Everything that decides something about limits and usage is here: whether a job may start
+(``evaluate``, a chain of small rules that reads like the README's rule table), where an
+agent or model stands, what a report charges, when a running job is overdue, when a
+repository's cooldown ends. ``check`` and ``dispatch`` (services), the reads (selectors),
+the admin, the dashboard, the exports and reconcile call these and decide nothing again.
+
+Where a rule must also run inside the database (an admin filter or sort over thousands of
+rows, the ledger's running and overdue jobs), its SQL expression is built here, beside it
+(the ``*_sql`` functions), and tests/test_rules_sql.py holds the two equal over generated
+states on SQLite and PostgreSQL.
+
+Adding a counter (say, cache tokens per agent and day):
+1. the field on the usage model (``counter()``), its name in that model's ``counters`` with
+   the event log's delta field that sums to it, the delta field on ``UsageEvent``, and a
+   migration (``manage.py makemigrations``);
+2. the delta in ``Deltas`` below and in the rule that produces it (``start_deltas`` or
+   ``end_deltas``); services, reconcile and a report's answer follow from the descriptions;
+3. for an agent counter, the same name on ``AgentState`` and ``UsageRecord``.
+tests/test_books.py fails until steps 1 to 3 agree.
+
+Adding a limit: the field (``counter()``) and its name in ``ALLOWANCE_LIMITS``,
+``MODEL_QUOTA_LIMITS`` or ``REPO_LIMITS`` (models.py), its usage on the state below, one
+rule in the chain of ``evaluate`` with a ``ReasonCode``, a row in the README's rule table,
+and a test in tests/test_check.py at the limit, one under and at 0 (unlimited).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
+from django.db.models import BigIntegerField, Case, FloatField, Q, Value, When
+from django.db.models.functions import Cast
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual
 
-from quotas.models import MICROCENTS_PER_CENT, AgentAllowance, ModelQuota, RepoLimit
+from quotas.exceptions import InvalidInput
+from quotas.models import MICROCENTS_PER_CENT, AgentAllowance, AgentUsage, ModelQuota, RepoLimit
 from quotas.periods import next_day_start, seconds_until
+from quotas.validators import BIGINT_MAX
+from quotas.vocabulary import (
+    FINAL_STATES,
+    PERMANENT_REFUSALS,
+    Action,
+    EventKind,
+    JobState,
+    ReasonCode,
+    Standing,
+)
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 UNLIMITED = -1
 
-OK = "ok"
-WARNING = "warning"
-EXCEEDED = "exceeded"
-PAUSED = "paused"
+OK, WARNING, EXCEEDED, PAUSED = Standing.OK, Standing.WARNING, Standing.EXCEEDED, Standing.PAUSED
 
-# Refusals that waiting cannot clear: only a person changing the allowance can.
-PERMANENT_REFUSALS = frozenset({"agent_paused", "model_not_allowed"})
+
+# Limits: 0 means unlimited; exactly at a limit is over it, one under is not.
+
+
+def remaining(limit: int, used: int) -> int:
+    """What is left of a limit (-1 for unlimited, never below 0)."""
+    return UNLIMITED if limit == 0 else max(0, limit - used)
+
+
+def at_limit(used: int, limit: int) -> bool:
+    return limit > 0 and used >= limit
+
+
+def at_limit_sql(used, limit) -> Q:
+    """``at_limit`` in SQL, over two expressions (``F("tokens_today")``, say)."""
+    return Q(GreaterThan(limit, 0), GreaterThanOrEqual(used, limit))
+
+
+def is_near(used: int, limit: int) -> bool:
+    """Usage at or above ``QUOTAS_WARNING_RATIO`` of a limit (never for unlimited)."""
+    ratio = warning_ratio(settings.QUOTAS_WARNING_RATIO)
+    return limit > 0 and used * ratio.denominator >= limit * ratio.numerator
+
+
+def near_sql(used, limit) -> Q:
+    """``is_near`` in SQL. ``used * d >= limit * n`` could overflow 64 bits, so ``used`` is
+    compared with the smallest whole number at or above ``limit * n / d``, worked out in
+    integers that stay below ``limit`` (the ratio is at most 1): with ``q = limit / d`` and
+    ``r = limit - q * d``, that is ``q * n + (r * n + d - 1) / d``."""
+    ratio = warning_ratio(settings.QUOTAS_WARNING_RATIO)
+    n, d = _bigint(ratio.numerator), _bigint(ratio.denominator)
+    whole = limit / d
+    threshold = whole * n + ((limit - whole * d) * n + d - _bigint(1)) / d
+    return Q(GreaterThan(limit, 0), GreaterThanOrEqual(used, threshold))
+
+
+def _bigint(number: int) -> Cast:
+    # A typed constant: a bare parameter may reach PostgreSQL as numeric, whose division is
+    # not the integer division these comparisons rely on.
+    return Cast(Value(number), BigIntegerField())
+
+
+@lru_cache(maxsize=8)
+def warning_ratio(setting: float) -> Fraction:
+    """The setting as an exact fraction (0.8 is 4/5), so that comparisons stay exact for any
+    64-bit count; made once per value, as a check compares up to three."""
+    return Fraction(str(setting))
+
+
+def share_used(used: int, limit: int) -> float:
+    """The share of a limit used, for sorting by closeness to a limit; 0 for unlimited."""
+    return used / limit if limit > 0 else 0.0
+
+
+def share_used_sql(used, limit, *, scale: int = 1):
+    """``share_used(used, limit * scale)`` in SQL, in floating point as in Python: the limit
+    is scaled after it became a float, so that a large one cannot overflow 64 bits."""
+    as_float = FloatField()
+    denominator = Cast(limit, as_float)
+    if scale != 1:
+        denominator = denominator * Value(float(scale))
+    return Case(
+        When(GreaterThan(limit, 0), then=Cast(used, as_float) / denominator),
+        default=Value(0.0),
+        output_field=as_float,
+    )
+
+
+def percent_used(used: int, limit: int) -> int:
+    """Whole percent of a limit used, rounded down so that 100% means the limit is reached."""
+    return used * 100 // limit if limit > 0 else 0
+
+
+def cost_ceiling_microcents(cost_ceiling: int):
+    """A model's cost ceiling (whole cents, as the Go original stores it) in the microcents
+    that spend is counted in; an expression in, an expression out."""
+    return cost_ceiling * MICROCENTS_PER_CENT
+
+
+# Standings: where an agent or a model is today.
+
+
+def agent_standing(
+    *, paused: bool, tokens: int, token_limit: int, jobs: int, job_limit: int
+) -> Standing:
+    """Paused; exceeded at its daily token or job limit; warning near its token limit."""
+    if paused:
+        return PAUSED
+    if at_limit(tokens, token_limit) or at_limit(jobs, job_limit):
+        return EXCEEDED
+    return WARNING if is_near(tokens, token_limit) else OK
+
+
+def agent_standing_sql(*, paused, tokens, token_limit, jobs, job_limit) -> Case:
+    """``agent_standing`` in SQL, over expressions for the same values."""
+    return Case(
+        When(Exact(paused, True), then=Value(PAUSED)),
+        When(
+            at_limit_sql(tokens, token_limit) | at_limit_sql(jobs, job_limit), then=Value(EXCEEDED)
+        ),
+        When(near_sql(tokens, token_limit), then=Value(WARNING)),
+        default=Value(OK),
+    )
+
+
+def model_standing(*, tokens: int, token_budget: int, cost: int, cost_ceiling: int) -> Standing:
+    """Exceeded at its daily token budget or cost ceiling, warning near either. ``cost`` is in
+    microcents, ``cost_ceiling`` in cents. The hourly rate is not a daily limit."""
+    ceiling = cost_ceiling_microcents(cost_ceiling)
+    if at_limit(tokens, token_budget) or at_limit(cost, ceiling):
+        return EXCEEDED
+    return WARNING if is_near(tokens, token_budget) or is_near(cost, ceiling) else OK
+
+
+# Running jobs: a job older than its agent's maximum duration is overdue and holds no slot.
+
+
+def running_since(max_job_duration: timedelta, now: datetime) -> datetime | None:
+    """The earliest start of a job that still counts as running; None when no job of the
+    agent is ever overdue (no maximum duration)."""
+    return now - max_job_duration if max_job_duration else None
+
+
+def frees_at(started_at: datetime, max_job_duration: timedelta) -> datetime:
+    """When a job started at ``started_at`` becomes overdue and frees its slot."""
+    return started_at + max_job_duration
+
+
+def is_running(state: str, started_at: datetime | None, since: datetime | None) -> bool:
+    """Whether a job holds one of its agent's slots (``since`` from ``running_since``)."""
+    if state != JobState.RUNNING:
+        return False
+    return since is None or (started_at is not None and started_at >= since)
+
+
+def running_sql(since: datetime | None) -> Q:
+    """``is_running`` in SQL, over a job's ``state`` and ``started_at``."""
+    running = Q(state=JobState.RUNNING)
+    return running if since is None else running & Q(started_at__gte=since)
+
+
+def is_overdue(state: str, started_at: datetime | None, since: datetime | None) -> bool:
+    """Whether a job runs past its agent's maximum duration and is to be marked expired."""
+    if state != JobState.RUNNING or since is None or started_at is None:
+        return False
+    return started_at < since
+
+
+def overdue_sql(since: datetime) -> Q:
+    """``is_overdue`` in SQL, for an agent with a maximum duration (``since`` not None)."""
+    return Q(state=JobState.RUNNING, started_at__lt=since)
+
+
+# Repositories
+
+
+def cooldown_until(
+    last_failure_at: datetime | None, cooldown: timedelta, now: datetime
+) -> datetime | None:
+    """When a repository's cooldown after its last failure ends, if it is still running."""
+    if not cooldown or last_failure_at is None:
+        return None
+    ends = last_failure_at + cooldown
+    return ends if ends > now else None
+
+
+# What a report charges and counts
+
+
+class Prices(NamedTuple):
+    """US dollars per million tokens."""
+
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+
+    @classmethod
+    def of(cls, quota: ModelQuota | None) -> "Prices | None":
+        if quota is None:
+            return None
+        return cls(quota.input_price_per_mtok, quota.output_price_per_mtok)
+
+
+class Charge(NamedTuple):
+    tokens: int
+    cost_microcents: int
+
+
+def charge(event: str, tokens_in: int, tokens_out: int, prices: Prices | None) -> Charge:
+    """Tokens and cost (microcents) a final report charges.
+
+    A failed job gets half its tokens back, rounded in the agent's disfavour as in Go (7 tokens
+    charge 4). A cancelled job is charged nothing. Deliberate difference from Go: Go subtracted
+    a cancelled job's reported tokens from the agent's total even though they were never
+    charged, erasing other jobs' usage; here a job is only ever charged by its one final
+    report, so a cancel has nothing of its own to return and touches nobody else's usage.
+    """
+    if event == EventKind.JOB_CANCELLED:
+        return Charge(0, 0)
+    tokens = tokens_in + tokens_out
+    cost = cost_microcents(prices, tokens_in, tokens_out)
+    if event == EventKind.JOB_FAILED:
+        return Charge(tokens - tokens // 2, cost - cost // 2)
+    return Charge(tokens, cost)
+
+
+def cost_microcents(prices: Prices | None, tokens_in: int, tokens_out: int) -> int:
+    """What the tokens cost at the model's prices, to the nearest microcent (halves up)."""
+    if prices is None:
+        return 0
+    # Dollars per million tokens times tokens is millionths of dollars; x100 gives microcents.
+    # A wide context keeps 19-digit token counts times 12-digit prices exact before rounding.
+    context = Context(prec=60)
+    dollars_e6 = context.add(
+        context.multiply(Decimal(tokens_in), prices.input_per_mtok),
+        context.multiply(Decimal(tokens_out), prices.output_per_mtok),
+    )
+    cost = int(context.multiply(dollars_e6, 100).to_integral_value(rounding=ROUND_HALF_UP))
+    if cost > BIGINT_MAX:
+        raise InvalidInput("the report's cost is too large to record", field="tokens_in")
+    return cost
+
+
+class Deltas(NamedTuple):
+    """What one event changes, as the event log records it. Each usage model's ``counters``
+    names the delta that feeds each of its counters (models.py)."""
+
+    tokens_delta: int = 0
+    jobs_delta: int = 0
+    model_tokens_delta: int = 0
+    cost_delta_microcents: int = 0
+    requests_delta: int = 0
+
+
+def start_deltas(*, on_model: bool) -> Deltas:
+    """A start counts one job for the agent and, on a model, one request for the model."""
+    return Deltas(jobs_delta=1, requests_delta=1 if on_model else 0)
+
+
+def end_deltas(charged: Charge) -> Deltas:
+    """A final report charges its tokens to the agent and the model, and its cost to the model."""
+    return Deltas(
+        tokens_delta=charged.tokens,
+        model_tokens_delta=charged.tokens,
+        cost_delta_microcents=charged.cost_microcents,
+    )
+
+
+def final_state(event: str) -> JobState:
+    """The state a final report leaves its job in."""
+    return FINAL_STATES[event]
+
+
+# States: a snapshot of limits and usage, as selectors reads them
 
 
 @dataclass(frozen=True)
@@ -38,6 +323,22 @@ class AgentState:
     existing_job_pk: int | None = None
     overdue_jobs: int = 0
 
+    @property
+    def standing(self) -> Standing:
+        allowance = self.allowance
+        return agent_standing(
+            paused=allowance.paused,
+            tokens=self.tokens_used,
+            token_limit=allowance.daily_token_limit,
+            jobs=self.jobs_started,
+            job_limit=allowance.daily_job_limit,
+        )
+
+    def has_overdue_job(self, now: datetime) -> bool:
+        """Whether its oldest running job has run past the agent's maximum duration."""
+        since = running_since(self.allowance.max_job_duration, now)
+        return is_overdue(JobState.RUNNING, self.oldest_running_at, since)
+
 
 @dataclass(frozen=True)
 class ModelState:
@@ -47,6 +348,16 @@ class ModelState:
     started_last_hour: int
     oldest_in_window: datetime | None
 
+    @property
+    def standing(self) -> Standing:
+        quota = self.quota
+        return model_standing(
+            tokens=self.tokens_used,
+            token_budget=quota.daily_token_budget,
+            cost=self.cost_microcents,
+            cost_ceiling=quota.cost_ceiling,
+        )
+
 
 @dataclass(frozen=True)
 class RepoState:
@@ -54,6 +365,37 @@ class RepoState:
     prs_opened: int
     issues_opened: int
     last_failure_at: datetime | None
+
+    def cooldown_until(self, now: datetime) -> datetime | None:
+        return cooldown_until(self.last_failure_at, self.limit.cooldown_after_failure, now)
+
+
+def agent_status(agent: AgentState) -> Standing:
+    """The agent's standing as the Go original's UsageRecord says it: paused is exceeded."""
+    return EXCEEDED if agent.standing == PAUSED else agent.standing
+
+
+def model_status(model: ModelState) -> Standing:
+    """A model's standing today against its daily limits."""
+    return model.standing
+
+
+def standing(agent: AgentState) -> Standing:
+    """What a budget manager sees: paused, or else the agent's status today."""
+    return agent.standing
+
+
+def after_report(agent: AgentState, deltas: Deltas, *, running_change: int) -> AgentState:
+    """The agent's state read before a report, moved on by what the report changed: what a
+    new read would give, without the statement (tests/test_usage.py holds them equal)."""
+    moved = {
+        counter: getattr(agent, counter) + getattr(deltas, delta)
+        for counter, delta in AgentUsage.counters.items()
+    }
+    return replace(agent, **moved, running_jobs=agent.running_jobs + running_change)
+
+
+# The answer to a check
 
 
 @dataclass(frozen=True)
@@ -77,57 +419,19 @@ class QuotaCheckResult:
         """The answer as JSON values, in the order of Go's struct."""
         return {name: getattr(self, name) for name in RESULT_FIELDS}
 
+    @classmethod
+    def from_dict(cls, stored: dict) -> "QuotaCheckResult":
+        """An answer stored by ``as_dict``; fields it predates take their defaults."""
+        return cls(**{name: value for name, value in stored.items() if name in RESULT_FIELDS})
+
 
 RESULT_FIELDS = tuple(field.name for field in fields(QuotaCheckResult))
 
 
 class Refusal(NamedTuple):
-    code: str
+    code: ReasonCode
     reason: str
     retry_after: int | None = None
-
-
-def remaining(limit: int, used: int) -> int:
-    return UNLIMITED if limit == 0 else max(0, limit - used)
-
-
-def is_near(used: int, limit: int) -> bool:
-    """Usage at or above ``QUOTAS_WARNING_RATIO`` of a limit (never for unlimited)."""
-    ratio = warning_ratio(settings.QUOTAS_WARNING_RATIO)
-    return limit > 0 and used * ratio.denominator >= limit * ratio.numerator
-
-
-@lru_cache(maxsize=8)
-def warning_ratio(setting: float) -> Fraction:
-    """The setting as an exact fraction (0.8 is 4/5), so that comparisons stay exact for any
-    64-bit count; made once per value, as a check compares up to three."""
-    return Fraction(str(setting))
-
-
-def agent_status(agent: AgentState) -> str:
-    """The agent's own standing today, for usage records and the admin."""
-    allowance = agent.allowance
-    if allowance.paused or _at_limit(agent.tokens_used, allowance.daily_token_limit):
-        return EXCEEDED
-    if _at_limit(agent.jobs_started, allowance.daily_job_limit):
-        return EXCEEDED
-    return WARNING if is_near(agent.tokens_used, allowance.daily_token_limit) else OK
-
-
-def model_status(model: ModelState) -> str:
-    """A model's standing today against its daily limits (the hourly rate is not daily)."""
-    quota = model.quota
-    ceiling = quota.cost_ceiling * MICROCENTS_PER_CENT
-    if _at_limit(model.tokens_used, quota.daily_token_budget) or _at_limit(
-        model.cost_microcents, ceiling
-    ):
-        return EXCEEDED
-    return WARNING if _model_near(model) else OK
-
-
-def standing(agent: AgentState) -> str:
-    """What a budget manager sees: paused, or else the agent's status today."""
-    return PAUSED if agent.allowance.paused else agent_status(agent)
 
 
 def evaluate(
@@ -146,17 +450,38 @@ def evaluate(
         or _model_refusal(model, now)
         or _repo_refusal(repo_name, repo, action, now)
     )
+    if refusal is None:
+        return admission(agent, model)
     allowance = agent.allowance
-    tokens_left = remaining(allowance.daily_token_limit, agent.tokens_used)
-    jobs_left = remaining(allowance.daily_job_limit, agent.jobs_started)
-    if refusal is not None:
-        return QuotaCheckResult(False, EXCEEDED, tokens_left, jobs_left, *_reason_fields(refusal))
+    return QuotaCheckResult(
+        False,
+        EXCEEDED,
+        remaining(allowance.daily_token_limit, agent.tokens_used),
+        remaining(allowance.daily_job_limit, agent.jobs_started),
+        refusal.reason,
+        refusal.retry_after,
+        refusal.code,
+    )
+
+
+def admission(agent: AgentState, model: ModelState | None) -> QuotaCheckResult:
+    """An allowed answer: what remains of the agent's day, and a warning when the agent or the
+    model is near a limit."""
+    allowance = agent.allowance
     near = is_near(agent.tokens_used, allowance.daily_token_limit) or _model_near(model)
-    return QuotaCheckResult(True, WARNING if near else OK, tokens_left, jobs_left)
+    return QuotaCheckResult(
+        True,
+        WARNING if near else OK,
+        remaining(allowance.daily_token_limit, agent.tokens_used),
+        remaining(allowance.daily_job_limit, agent.jobs_started),
+    )
 
 
-def _reason_fields(refusal: Refusal) -> tuple[str, int | None, str]:
-    return refusal.reason, refusal.retry_after, refusal.code
+def counting_the_job(result: QuotaCheckResult) -> QuotaCheckResult:
+    """A dispatch's admission, which counts the job it starts among the agent's jobs today."""
+    if result.remaining_jobs > 0:
+        return replace(result, remaining_jobs=result.remaining_jobs - 1)
+    return result
 
 
 def _until_midnight(now: datetime) -> int:
@@ -164,23 +489,21 @@ def _until_midnight(now: datetime) -> int:
     return seconds_until(next_day_start(now), now)
 
 
-def _at_limit(used: int, limit: int) -> bool:
-    return limit > 0 and used >= limit
-
-
 def _agent_refusal(agent: AgentState, model_name: str, now: datetime) -> Refusal | None:
     allowance = agent.allowance
     if allowance.paused:
-        return Refusal("agent_paused", "agent paused")
+        return Refusal(ReasonCode.AGENT_PAUSED, "agent paused")
     if model_name and allowance.model_allowlist and model_name not in allowance.model_allowlist:
-        return Refusal("model_not_allowed", f"model not in allowlist: {model_name}")
-    if _at_limit(agent.tokens_used, allowance.daily_token_limit):
-        return Refusal("daily_token_limit", "daily token limit exceeded", _until_midnight(now))
-    if _at_limit(agent.jobs_started, allowance.daily_job_limit):
-        return Refusal("daily_job_limit", "daily job limit exceeded", _until_midnight(now))
-    if _at_limit(agent.running_jobs, allowance.concurrent_jobs):
+        return Refusal(ReasonCode.MODEL_NOT_ALLOWED, f"model not in allowlist: {model_name}")
+    if at_limit(agent.tokens_used, allowance.daily_token_limit):
         return Refusal(
-            "concurrent_jobs", "concurrent job limit reached", _slot_frees_in(agent, now)
+            ReasonCode.DAILY_TOKEN_LIMIT, "daily token limit exceeded", _until_midnight(now)
+        )
+    if at_limit(agent.jobs_started, allowance.daily_job_limit):
+        return Refusal(ReasonCode.DAILY_JOB_LIMIT, "daily job limit exceeded", _until_midnight(now))
+    if at_limit(agent.running_jobs, allowance.concurrent_jobs):
+        return Refusal(
+            ReasonCode.CONCURRENT_JOBS, "concurrent job limit reached", _slot_frees_in(agent, now)
         )
     return None
 
@@ -190,40 +513,37 @@ def _slot_frees_in(agent: AgentState, now: datetime) -> int | None:
     duration = agent.allowance.max_job_duration
     if not duration or agent.oldest_running_at is None:
         return None
-    return seconds_until(agent.oldest_running_at + duration, now)
+    return seconds_until(frees_at(agent.oldest_running_at, duration), now)
 
 
 def _model_refusal(model: ModelState | None, now: datetime) -> Refusal | None:
     if model is None:
         return None
     quota = model.quota
-    if _at_limit(model.tokens_used, quota.daily_token_budget):
+    if at_limit(model.tokens_used, quota.daily_token_budget):
         return Refusal(
-            "model_token_budget",
+            ReasonCode.MODEL_TOKEN_BUDGET,
             f"global model token budget exceeded for: {quota.model}",
             _until_midnight(now),
         )
-    if _at_limit(model.started_last_hour, quota.hourly_rate_limit):
+    if at_limit(model.started_last_hour, quota.hourly_rate_limit):
         frees_in = (
             seconds_until(model.oldest_in_window + HOUR, now) if model.oldest_in_window else None
         )
         return Refusal(
-            "model_rate_limit", f"hourly rate limit reached for: {quota.model}", frees_in
+            ReasonCode.MODEL_RATE_LIMIT, f"hourly rate limit reached for: {quota.model}", frees_in
         )
-    if _at_limit(model.cost_microcents, quota.cost_ceiling * MICROCENTS_PER_CENT):
+    if at_limit(model.cost_microcents, cost_ceiling_microcents(quota.cost_ceiling)):
         return Refusal(
-            "model_cost_ceiling", f"cost ceiling reached for: {quota.model}", _until_midnight(now)
+            ReasonCode.MODEL_COST_CEILING,
+            f"cost ceiling reached for: {quota.model}",
+            _until_midnight(now),
         )
     return None
 
 
 def _model_near(model: ModelState | None) -> bool:
-    if model is None:
-        return False
-    quota = model.quota
-    return is_near(model.tokens_used, quota.daily_token_budget) or is_near(
-        model.cost_microcents, quota.cost_ceiling * MICROCENTS_PER_CENT
-    )
+    return model is not None and model.standing != OK
 
 
 def _repo_refusal(
@@ -232,20 +552,24 @@ def _repo_refusal(
     if repo is None:
         return None
     limit = repo.limit
-    cooldown = limit.cooldown_after_failure
-    if cooldown and repo.last_failure_at and repo.last_failure_at + cooldown > now:
+    cooling_until = repo.cooldown_until(now)
+    if cooling_until is not None:
         return Refusal(
-            "repo_cooldown",
+            ReasonCode.REPO_COOLDOWN,
             f"repository cooling down after failure: {repo_name}",
-            seconds_until(repo.last_failure_at + cooldown, now),
+            seconds_until(cooling_until, now),
         )
-    if action == "pr" and _at_limit(repo.prs_opened, limit.max_daily_prs):
+    if action == Action.PR and at_limit(repo.prs_opened, limit.max_daily_prs):
         return Refusal(
-            "repo_pr_limit", f"daily PR limit reached for: {repo_name}", _until_midnight(now)
+            ReasonCode.REPO_PR_LIMIT,
+            f"daily PR limit reached for: {repo_name}",
+            _until_midnight(now),
         )
-    if action == "issue" and _at_limit(repo.issues_opened, limit.max_daily_issues):
+    if action == Action.ISSUE and at_limit(repo.issues_opened, limit.max_daily_issues):
         return Refusal(
-            "repo_issue_limit", f"daily issue limit reached for: {repo_name}", _until_midnight(now)
+            ReasonCode.REPO_ISSUE_LIMIT,
+            f"daily issue limit reached for: {repo_name}",
+            _until_midnight(now),
         )
     return None
 

@@ -7,12 +7,10 @@ check does not grow with the number of agents, jobs or days stored.
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db.models import (
     BigIntegerField,
     Case,
     Count,
-    DecimalField,
     F,
     IntegerField,
     OuterRef,
@@ -23,10 +21,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from quotas import prepared
+from quotas import prepared, rules
 from quotas.exceptions import AllowanceNotFound, InvalidInput
 from quotas.models import (
     AgentAllowance,
@@ -40,17 +38,15 @@ from quotas.models import (
 )
 from quotas.periods import day_start, minute_start, quota_zone
 from quotas.rules import (
-    EXCEEDED,
     HOUR,
     MINUTE,
-    OK,
-    PAUSED,
-    WARNING,
     AgentState,
     ModelState,
     RepoState,
     UsageRecord,
-    warning_ratio,
+    agent_standing_sql,
+    overdue_sql,
+    running_sql,
 )
 from quotas.validators import require_valid
 
@@ -88,7 +84,7 @@ def allowances_with_usage(now: datetime) -> QuerySet[AgentAllowance]:
 
 def _allowances_with_usage(period: datetime) -> QuerySet[AgentAllowance]:
     usage = AgentUsage.objects.filter(agent_id=OuterRef("agent_id"), period_start=period)
-    running = Job.objects.filter(agent_id=OuterRef("agent_id"), state=Job.State.RUNNING)
+    running = Job.objects.filter(running_sql(None), agent_id=OuterRef("agent_id"))
     return AgentAllowance.objects.annotate(
         tokens_today=_value_or_zero(usage, "tokens_used", BigIntegerField()),
         jobs_today=_value_or_zero(usage, "jobs_started", IntegerField()),
@@ -100,39 +96,51 @@ def _allowances_with_usage(period: datetime) -> QuerySet[AgentAllowance]:
 
 
 def filter_by_standing(queryset: QuerySet[AgentAllowance], wanted: str) -> QuerySet:
-    """Narrow ``allowances_with_usage()`` to one standing (rules.standing), in SQL.
+    """Narrow ``allowances_with_usage()`` to one standing, by rules.agent_standing in SQL, so
+    that the admin's filter and its badges agree."""
+    standing = agent_standing_sql(
+        paused=F("paused"),
+        tokens=F("tokens_today"),
+        token_limit=F("daily_token_limit"),
+        jobs=F("jobs_today"),
+        job_limit=F("daily_job_limit"),
+    )
+    return queryset.alias(standing=standing).filter(standing=wanted)
 
-    The same rules as rules.agent_status, so that the admin's filter and its badges agree.
-    """
-    ratio = warning_ratio(settings.QUOTAS_WARNING_RATIO)
-    exact = DecimalField(max_digits=40, decimal_places=0)  # no 64-bit overflow when scaled
-    queryset = queryset.alias(
-        tokens_scaled=Cast("tokens_today", exact) * ratio.denominator,
-        limit_scaled=Cast("daily_token_limit", exact) * ratio.numerator,
-    )
-    exceeded = Q(daily_token_limit__gt=0, tokens_today__gte=F("daily_token_limit")) | Q(
-        daily_job_limit__gt=0, jobs_today__gte=F("daily_job_limit")
-    )
-    near = Q(daily_token_limit__gt=0, tokens_scaled__gte=F("limit_scaled"))
-    running = queryset.filter(paused=False)
-    return {
-        PAUSED: queryset.filter(paused=True),
-        EXCEEDED: running.filter(exceeded),
-        WARNING: running.exclude(exceeded).filter(near),
-        OK: running.exclude(exceeded).exclude(near),
-    }[wanted]
+
+def _state(state_class, instance, annotations: dict[str, str]):
+    """A rules state of an annotated limit: each field from the annotation named for it, the
+    limit itself in the first field."""
+    first = next(iter(state_class.__dataclass_fields__))
+    values = {field: getattr(instance, name) for field, name in annotations.items()}
+    return state_class(**{first: instance}, **values)
+
+
+# The annotation (of the querysets below) that each field of a state is read from.
+AGENT_STATE = {
+    "tokens_used": "tokens_today",
+    "jobs_started": "jobs_today",
+    "running_jobs": "running_jobs",
+    "oldest_running_at": "oldest_running_at",
+    "existing_job_pk": "existing_job_pk",
+    "overdue_jobs": "overdue_jobs",
+}
+MODEL_STATE = {
+    "tokens_used": "tokens_today",
+    "cost_microcents": "cost_today",
+    "started_last_hour": "started_last_hour",
+    "oldest_in_window": "oldest_in_window",
+}
+REPO_STATE = {
+    "prs_opened": "prs_today",
+    "issues_opened": "issues_today",
+    "last_failure_at": "last_failure_at",
+}
 
 
 def agent_state_from(allowance: AgentAllowance) -> AgentState:
-    return AgentState(
-        allowance=allowance,
-        tokens_used=allowance.tokens_today,
-        jobs_started=allowance.jobs_today,
-        running_jobs=allowance.running_jobs,
-        oldest_running_at=allowance.oldest_running_at,
-        existing_job_pk=allowance.existing_job_pk,
-        overdue_jobs=allowance.overdue_jobs,
-    )
+    """The state of an allowance annotated by allowances_with_usage()."""
+    return _state(AgentState, allowance, AGENT_STATE)
 
 
 def agent_state(
@@ -178,9 +186,10 @@ def agent_read(
     """agent_state()'s read, for ``prepared.first_each`` beside other reads: the allowance
     annotated with the agent's usage, for agent_state_from()."""
     values = {"agent_id": agent_id, "period": day_start(now), "job_id": job_id or None}
-    return "agent_state", _agent_query, {**values, "running_since": running_since}
+    return prepared.read(_agent_query, **values, running_since=running_since)
 
 
+@prepared.statement("agent_state")
 def _agent_query(
     *, agent_id: str, period: datetime, job_id: str | None, running_since: datetime | None
 ) -> QuerySet[AgentAllowance]:
@@ -189,12 +198,12 @@ def _agent_query(
         jobs = Job.objects.filter(agent_id=OuterRef("agent_id"), job_id=job_id)
         queryset = queryset.annotate(existing_job_pk=Subquery(jobs.order_by().values("pk")[:1]))
     if running_since is not None:
-        running = Job.objects.filter(agent_id=OuterRef("agent_id"), state=Job.State.RUNNING)
-        current = running.filter(started_at__gte=running_since)
+        jobs = Job.objects.filter(agent_id=OuterRef("agent_id"))
+        current = jobs.filter(running_sql(running_since))
         queryset = queryset.annotate(
             running_jobs=_count(current, "agent_id"),
             oldest_running_at=_earliest(current, "started_at"),
-            overdue_jobs=_count(running.filter(started_at__lt=running_since), "agent_id"),
+            overdue_jobs=_count(jobs.filter(overdue_sql(running_since)), "agent_id"),
         )
     return queryset
 
@@ -203,9 +212,9 @@ def current_agent_state(agent_id: str, *, now: datetime) -> AgentState | None:
     """Like agent_state, but jobs past the agent's maximum duration no longer count as
     running even before anything has marked them expired (a second query only then)."""
     agent = agent_state(agent_id, now=now)
-    duration = agent.allowance.max_job_duration if agent else None
-    if duration and agent.oldest_running_at and agent.oldest_running_at < now - duration:
-        agent = agent_state(agent_id, now=now, running_since=now - duration)
+    if agent is not None and agent.has_overdue_job(now):
+        since = rules.running_since(agent.allowance.max_job_duration, now)
+        agent = agent_state(agent_id, now=now, running_since=since)
     return agent
 
 
@@ -279,19 +288,12 @@ def model_state(model: str, *, now: datetime) -> ModelState | None:
 def _model_read(model: str, now: datetime) -> prepared.Read | None:
     if not model:
         return None
-    values = {"model": model, "period": day_start(now), **hour_window(now)}
-    return "model_state", _model_query, values
+    return prepared.read(_model_query, model=model, period=day_start(now), **hour_window(now))
 
 
 def model_state_from(quota: ModelQuota) -> ModelState:
     """The state of a quota annotated by model_quotas_with_usage()."""
-    return ModelState(
-        quota=quota,
-        tokens_used=quota.tokens_today,
-        cost_microcents=quota.cost_today,
-        started_last_hour=quota.started_last_hour,
-        oldest_in_window=quota.oldest_in_window,
-    )
+    return _state(ModelState, quota, MODEL_STATE)
 
 
 def repo_limits_with_usage(now: datetime) -> QuerySet[RepoLimit]:
@@ -310,6 +312,7 @@ def _repo_limits_with_usage(period: datetime) -> QuerySet[RepoLimit]:
     )
 
 
+@prepared.statement("model_state")
 def _model_query(*, model: str, period: datetime, **window: datetime) -> QuerySet:
     queryset = _model_quotas_with_usage(period=period, only_if_rate_limited=True, **window)
     # The rules never look at the prices; a final report reads them with the job.
@@ -318,6 +321,7 @@ def _model_query(*, model: str, period: datetime, **window: datetime) -> QuerySe
     )
 
 
+@prepared.statement("repo_state")
 def _repo_query(*, repo: str, period: datetime) -> QuerySet:
     return _repo_limits_with_usage(period).filter(repo=repo).defer(*UNREAD)
 
@@ -329,17 +333,12 @@ def repo_state(repo: str, *, now: datetime) -> RepoState | None:
 
 
 def _repo_read(repo: str, now: datetime) -> prepared.Read | None:
-    return ("repo_state", _repo_query, {"repo": repo, "period": day_start(now)}) if repo else None
+    return prepared.read(_repo_query, repo=repo, period=day_start(now)) if repo else None
 
 
 def repo_state_from(limit: RepoLimit) -> RepoState:
     """The state of a limit annotated by repo_limits_with_usage()."""
-    return RepoState(
-        limit=limit,
-        prs_opened=limit.prs_today,
-        issues_opened=limit.issues_today,
-        last_failure_at=limit.last_failure_at,
-    )
+    return _state(RepoState, limit, REPO_STATE)
 
 
 @dataclass(frozen=True)
@@ -384,12 +383,8 @@ def repo_usage_record(*, repo: str, now: datetime | None = None) -> RepoUsageRec
             None,
             day_start(now),
         )
-    cooldown_until = None
-    if state.last_failure_at and state.limit.cooldown_after_failure:
-        cooldown_until = state.last_failure_at + state.limit.cooldown_after_failure
-        cooldown_until = cooldown_until if cooldown_until > now else None
     return RepoUsageRecord(
-        repo, state.prs_opened, state.issues_opened, cooldown_until, day_start(now)
+        repo, state.prs_opened, state.issues_opened, state.cooldown_until(now), day_start(now)
     )
 
 
@@ -420,3 +415,62 @@ def daily_usage(kind: str, *, first_day: date, last_day: date) -> QuerySet:
     return usage_model.objects.filter(period_start__gte=since, period_start__lt=until).order_by(
         "period_start", subject
     )
+
+
+# The engine's other reads, each compiled once per connection (quotas.prepared)
+
+
+def allowance_lock_read(agent_id: str) -> prepared.Read:
+    """The agent's allowance row, locked until the transaction ends: its maximum job duration."""
+    return prepared.read(_allowance_for_update, agent_id=agent_id)
+
+
+@prepared.statement("lock_allowance")
+def _allowance_for_update(*, agent_id: str) -> QuerySet:
+    allowance = AgentAllowance.objects.select_for_update().filter(agent_id=agent_id)
+    return allowance.values_list("max_job_duration")
+
+
+def model_quota_lock_read(model: str) -> prepared.Read:
+    """The model's quota row, locked until the transaction ends (its key)."""
+    return prepared.read(_model_quota_for_update, model=model)
+
+
+@prepared.statement("lock_model_quota")
+def _model_quota_for_update(*, model: str) -> QuerySet:
+    return _model_prices(model=model).select_for_update().values_list("pk")
+
+
+def model_prices_read(model: str) -> prepared.Read:
+    """The model's quota with its prices only: what a final report charges by."""
+    return prepared.read(_model_prices, model=model)
+
+
+@prepared.statement("model_prices")
+def _model_prices(*, model: str) -> QuerySet[ModelQuota]:
+    # Fewer columns keep a report's read short enough for psycopg to cache its parsing
+    # (tests/test_query_counts.py).
+    prices = ("model", "input_price_per_mtok", "output_price_per_mtok")
+    return ModelQuota.objects.filter(model=model).only(*prices)
+
+
+def job_read(*, agent_id: str, job_id: str) -> prepared.Read:
+    """The ledger's job a report is about."""
+    return prepared.read(_job, agent_id=agent_id, job_id=job_id)
+
+
+@prepared.statement("job")
+def _job(*, agent_id: str, job_id: str) -> QuerySet[Job]:
+    # A report never looks at the decision the job was admitted with, nor when it was made.
+    return Job.objects.filter(agent_id=agent_id, job_id=job_id).defer("decision", "created_at")
+
+
+def overdue_jobs(running_since: datetime) -> QuerySet[Job]:
+    """Running jobs started before ``running_since`` (rules.is_overdue)."""
+    return Job.objects.filter(overdue_sql(running_since))
+
+
+def allowances_with_duration(agent_id: str | None = None) -> QuerySet[AgentAllowance]:
+    """Allowances whose jobs can be overdue (a maximum job duration), or the one of an agent."""
+    allowances = AgentAllowance.objects.filter(max_job_duration__gt=timedelta(0))
+    return allowances if agent_id is None else allowances.filter(agent_id=agent_id)

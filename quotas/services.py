@@ -1,20 +1,21 @@
-"""The rules that change the books: check, dispatch, record usage, reset, expire, close days.
+"""The engine's writes: check, dispatch, usage reports, repository events, pausing.
 
 The admin, the API and the management commands call these functions and nothing else writes
-usage. Each write is one transaction: either every counter moves or none does.
+usage. Each write is one transaction: either every counter moves or none does. What these
+functions decide comes from rules.py, what they read from selectors.py; the day's
+housekeeping (reset, expiry, closing days) is in housekeeping.py.
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import cached_property
 
-from django.db import models, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
-from quotas import prepared, selectors
+from quotas import prepared, rules, selectors
 from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
+from quotas.housekeeping import expire_jobs
 from quotas.models import (
     AgentAllowance,
     AgentUsage,
@@ -27,32 +28,11 @@ from quotas.models import (
     UsageEvent,
 )
 from quotas.periods import day_start, minute_start
-from quotas.rules import (
-    HOUR,
-    OK,
-    WARNING,
-    AgentState,
-    QuotaCheckResult,
-    UsageRecord,
-    evaluate,
-    is_near,
-    remaining,
-)
+from quotas.rules import AgentState, Deltas, QuotaCheckResult, UsageRecord
 from quotas.upserts import add_to_usage, lock_copy_of_default_allowance
-from quotas.validators import (
-    BIGINT_MAX,
-    DEFAULT_AGENT_ID,
-    require_token_counts,
-    require_valid,
-)
+from quotas.validators import DEFAULT_AGENT_ID, require_token_counts, require_valid
+from quotas.vocabulary import ENDED_STATES, REPO_EVENTS, EventKind, JobState
 
-Kind = UsageEvent.Kind
-FINAL_STATES = {
-    Kind.JOB_COMPLETED: Job.State.COMPLETED,
-    Kind.JOB_FAILED: Job.State.FAILED,
-    Kind.JOB_CANCELLED: Job.State.CANCELLED,
-}
-ENDED_STATES = frozenset(FINAL_STATES.values())
 # What a final report changes on a job it found in the ledger (the model, when the report
 # names one for a job dispatched without).
 ENDED_FIELDS = (
@@ -64,7 +44,8 @@ ENDED_FIELDS = (
     "tokens_charged",
     "cost_charged_microcents",
 )
-REPO_EVENTS = (Kind.PR_OPENED, Kind.ISSUE_OPENED, Kind.REPO_FAILURE)
+# The repository counter each repository event adds one to.
+OPENED = {event: counter for counter, event in RepoUsage.counted_events.items()}
 
 
 @dataclass(frozen=True)
@@ -95,6 +76,14 @@ class Report:
         return day_start(self.now)
 
 
+@dataclass(frozen=True)
+class Booking:
+    """The writes that book one event, and what it changed, as the event log records it."""
+
+    writes: list[prepared.Write | None]
+    deltas: Deltas
+
+
 # Decisions
 
 
@@ -108,7 +97,7 @@ def check(
     require_valid(agent_id=agent_id, model=model, repo=repo, action=action)
     now = now or timezone.now()
     agent, model_state, repo_state = selectors.states(agent_id, model, repo, now=now)
-    result = evaluate(
+    result = rules.evaluate(
         agent=_usable_agent_state(agent, agent_id, now),
         model_name=model,
         model=model_state,
@@ -141,16 +130,17 @@ def dispatch(
         # Read only now, with every lock held: under READ COMMITTED a statement sees what was
         # committed before it began, so reading in the locking statement itself could miss
         # the jobs that the transaction we waited for had just started.
-        running_since = now - duration if duration else None
+        since = rules.running_since(duration, now)
         agent, model_state, repo_state = selectors.states(
-            agent_id, model, repo, now=now, job_id=job_id, running_since=running_since
+            agent_id, model, repo, now=now, job_id=job_id, running_since=since
         )
         if agent.overdue_jobs:
-            _expire(agent_id, running_since, now)
+            expire_jobs(agent_id=agent_id, running_since=since, now=now)
         if agent.existing_job_pk is not None:
             existing = Job.objects.get(pk=agent.existing_job_pk)
-            return DispatchResult(_first_decision(existing, agent), existing, duplicate=True)
-        result = evaluate(
+            decision = _first_decision(existing, agent, model_state)
+            return DispatchResult(decision, existing, duplicate=True)
+        result = rules.evaluate(
             agent=agent,
             model_name=model,
             model=model_state,
@@ -162,12 +152,11 @@ def dispatch(
         if not result.allowed:
             _count_refusal(agent_id, result, now)
             return DispatchResult(result, None)
-        if result.remaining_jobs > 0:
-            result = replace(result, remaining_jobs=result.remaining_jobs - 1)
+        result = rules.counting_the_job(result)
         job = Job(
             agent_id=agent_id, job_id=job_id, model=model, repo=repo, decision=result.as_dict()
         )
-        prepared.write(*_start_job(job, Report(now)))
+        prepared.write(*_start_job(job, Report(now)).writes)
         return DispatchResult(result, job)
 
 
@@ -196,27 +185,29 @@ def record_usage(
         # The allowance lock makes a retried report wait for the first one, then see it.
         duration = _lock(agent_id, "", now or timezone.now())
         now = now or timezone.now()  # after the lock, as in dispatch
-        running_since = now - duration if duration else None
+        since = rules.running_since(duration, now)
         # A final report naming its model needs that model's prices: read with the job, and
         # with the agent's state, which the report's answer shows as the report leaves it.
-        priced = model if model and event != Kind.JOB_STARTED else ""
+        priced = model if model and event != EventKind.JOB_STARTED else ""
         job, quota, allowance = prepared.first_each(
-            ("job", _job, {"agent_id": agent_id, "job_id": job_id}),
-            ("model_quota", _model_quota, {"model": priced}) if priced else None,
-            selectors.agent_read(agent_id, now=now, running_since=running_since),
+            selectors.job_read(agent_id=agent_id, job_id=job_id),
+            selectors.model_prices_read(priced) if priced else None,
+            selectors.agent_read(agent_id, now=now, running_since=since),
         )
         job, named_late = _job_to_report(job, agent_id, job_id, model)
-        ran_before = _counts_as_running(job, running_since)
+        ran_before = rules.is_running(job.state, job.started_at, since)
         report = Report(now, timestamp, tokens_in, tokens_out)
-        writes = _report_writes(job, Kind(event), report, {priced: quota} if priced else {})
-        if writes and named_late:
-            # Its start now counts in that model's hour, as the ledger says it should.
-            writes.append(_count_start_minute(job, report))
-        prepared.write(*(writes or []))
+        booking = _book(job, EventKind(event), report, {priced: quota} if priced else {})
+        if booking is not None:
+            if named_late:
+                # Its start now counts in that model's hour, as the ledger says it should.
+                booking.writes.append(_count_start_minute(job, report))
+            prepared.write(*booking.writes)
     agent = selectors.agent_state_from(allowance)
-    if writes is not None:
-        agent = _after_report(agent, job, Kind(event), ran_before, running_since)
-    return UsageResult(writes is None, UsageRecord.of(agent, report.period))
+    if booking is not None:
+        running_change = rules.is_running(job.state, job.started_at, since) - ran_before
+        agent = rules.after_report(agent, booking.deltas, running_change=running_change)
+    return UsageResult(booking is None, UsageRecord.of(agent, report.period))
 
 
 def _job_to_report(job: Job | None, agent_id: str, job_id: str, model: str) -> tuple[Job, bool]:
@@ -235,97 +226,40 @@ def _job_to_report(job: Job | None, agent_id: str, job_id: str, model: str) -> t
     return job, False
 
 
-def _report_writes(
-    job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota | None]
-) -> list[prepared.Write] | None:
-    """The writes a report makes; None if it is a duplicate and changes nothing."""
-    if event == Kind.JOB_STARTED:
+def _book(
+    job: Job, event: EventKind, report: Report, quotas: dict[str, ModelQuota | None]
+) -> Booking | None:
+    """What a report books; None if it is a duplicate and changes nothing."""
+    if event == EventKind.JOB_STARTED:
         return None if job.started_at is not None else _start_job(job, report)
     return _end_job(job, event, report, quotas)
 
 
-def _counts_as_running(job: Job, running_since: datetime | None) -> bool:
-    """Whether the agent's running jobs (selectors.agent_state) include this job."""
-    if job.state != Job.State.RUNNING or job.started_at is None:
-        return False
-    return running_since is None or job.started_at >= running_since
-
-
-def _after_report(
-    agent: AgentState, job: Job, event: Kind, ran_before: bool, running_since: datetime | None
-) -> AgentState:
-    """The agent's state read before a report, moved on by what the report changed: what a
-    new read would give, without the statement (tests/test_usage.py holds them equal)."""
-    started = event == Kind.JOB_STARTED
-    return replace(
-        agent,
-        tokens_used=agent.tokens_used + (0 if started else job.tokens_charged),
-        jobs_started=agent.jobs_started + (1 if started else 0),
-        running_jobs=agent.running_jobs - ran_before + _counts_as_running(job, running_since),
-    )
-
-
-def job_charge(
-    event: str, tokens_in: int, tokens_out: int, quota: ModelQuota | None
-) -> tuple[int, int]:
-    """Tokens and cost (microcents) a final report charges.
-
-    A failed job gets half its tokens back, rounded in the agent's disfavour as in Go (7 tokens
-    charge 4). A cancelled job is charged nothing. Deliberate difference from Go: Go subtracted
-    a cancelled job's reported tokens from the agent's total even though they were never
-    charged, erasing other jobs' usage; here a job is only ever charged by its one final
-    report, so a cancel has nothing of its own to return and touches nobody else's usage.
-    """
-    if event == Kind.JOB_CANCELLED:
-        return 0, 0
-    tokens = tokens_in + tokens_out
-    cost = _cost_microcents(quota, tokens_in, tokens_out)
-    if event == Kind.JOB_FAILED:
-        return tokens - tokens // 2, cost - cost // 2
-    return tokens, cost
-
-
-def _cost_microcents(quota: ModelQuota | None, tokens_in: int, tokens_out: int) -> int:
-    if quota is None:
-        return 0
-    # Dollars per million tokens times tokens is millionths of dollars; x100 gives microcents.
-    # A wide context keeps 19-digit token counts times 12-digit prices exact before rounding.
-    context = Context(prec=60)
-    dollars_e6 = context.add(
-        context.multiply(Decimal(tokens_in), quota.input_price_per_mtok),
-        context.multiply(Decimal(tokens_out), quota.output_price_per_mtok),
-    )
-    cost = int(context.multiply(dollars_e6, 100).to_integral_value(rounding=ROUND_HALF_UP))
-    if cost > BIGINT_MAX:
-        raise InvalidInput("the report's cost is too large to record", field="tokens_in")
-    return cost
-
-
-def _start_job(job: Job, report: Report) -> list[prepared.Write]:
-    """The writes that count a start: the job runs (unless its final report came first), jobs
-    +1, requests +1 on the day and in the minute."""
+def _start_job(job: Job, report: Report) -> Booking:
+    """A start: the job runs (unless its final report came first), and the counters of its
+    agent, its model and its model's minute each count it."""
     job.started_at = report.now
     if job.pk is None:
-        job.state = Job.State.RUNNING
+        job.state = JobState.RUNNING
         writes = [prepared.inserting(job)]
     else:
         writes = [prepared.updating(job, ["started_at", "model"])]
-    writes.append(_count(AgentUsage, report, add={"jobs_started": 1}, agent_id=job.agent_id))
+    deltas = rules.start_deltas(on_model=bool(job.model))
+    writes += _counters_moved(job, report, deltas)
     if job.model:
-        writes.append(_count(ModelUsage, report, add={"requests": 1}, model=job.model))
         writes.append(_count_start_minute(job, report))
-    deltas = {"jobs_delta": 1, "requests_delta": 1 if job.model else 0}
-    return [*writes, _log(job, Kind.JOB_STARTED, report, **deltas)]
+    return Booking([*writes, _log(job, EventKind.JOB_STARTED, report, deltas)], deltas)
 
 
 def _end_job(
-    job: Job, event: Kind, report: Report, quotas: dict[str, ModelQuota | None]
-) -> list[prepared.Write] | None:
-    """The writes that charge a final report; None if it is a duplicate and changes nothing.
+    job: Job, event: EventKind, report: Report, quotas: dict[str, ModelQuota | None]
+) -> Booking | None:
+    """A final report: the job's charge (rules.charge) booked on the job, its agent and its
+    model; None if it is a duplicate and changes nothing.
 
     ``quotas`` holds the quota (None: the model has none) of any model already read.
     """
-    final_state = FINAL_STATES[event]
+    final_state = rules.final_state(event)
     if job.state == final_state:
         return None
     if job.state in ENDED_STATES:
@@ -335,28 +269,36 @@ def _end_job(
     if job.model in quotas:
         quota = quotas[job.model]
     else:
-        quota = prepared.first("model_quota", _model_quota, model=job.model) if job.model else None
-    tokens, cost = job_charge(event, report.tokens_in, report.tokens_out, quota)
+        [quota] = prepared.first_each(selectors.model_prices_read(job.model) if job.model else None)
+    charged = rules.charge(event, report.tokens_in, report.tokens_out, rules.Prices.of(quota))
     job.state, job.ended_at = final_state, report.now
     job.tokens_in, job.tokens_out = report.tokens_in, report.tokens_out
-    job.tokens_charged, job.cost_charged_microcents = tokens, cost
+    job.tokens_charged, job.cost_charged_microcents = charged
+    deltas = rules.end_deltas(charged)
     writes = [prepared.inserting(job) if job.pk is None else prepared.updating(job, ENDED_FIELDS)]
-    if tokens:
-        writes.append(
-            _count(AgentUsage, report, add={"tokens_used": tokens}, agent_id=job.agent_id)
-        )
-    if job.model and (tokens or cost):
-        charge = {"tokens_used": tokens, "cost_microcents": cost}
-        writes.append(_count(ModelUsage, report, add=charge, model=job.model))
-    if event == Kind.JOB_FAILED and job.repo:
+    writes += _counters_moved(job, report, deltas)
+    if event == EventKind.JOB_FAILED and job.repo:
         writes.append(
             _count(RepoUsage, report, set_={"last_failure_at": report.now}, repo=job.repo)
         )
-    deltas = {"tokens_delta": tokens, "model_tokens_delta": tokens, "cost_delta_microcents": cost}
-    return [*writes, _log(job, event, report, **deltas)]
+    return Booking([*writes, _log(job, event, report, deltas)], deltas)
 
 
-def _log(job: Job, event: Kind, report: Report, **deltas: int) -> prepared.Write:
+def _counters_moved(job: Job, report: Report, deltas: Deltas) -> list[prepared.Write | None]:
+    """The job's agent's and model's counters of the day, each moved by its delta."""
+    agent = _count(AgentUsage, report, add=_added(AgentUsage, deltas), agent_id=job.agent_id)
+    if not job.model:
+        return [agent]
+    return [agent, _count(ModelUsage, report, add=_added(ModelUsage, deltas), model=job.model)]
+
+
+def _added(usage_model, deltas: Deltas) -> dict[str, int]:
+    """What each counter of ``usage_model`` (its ``counters``) gains; moves of 0 left out."""
+    moved = {counter: getattr(deltas, delta) for counter, delta in usage_model.counters.items()}
+    return {counter: amount for counter, amount in moved.items() if amount}
+
+
+def _log(job: Job, event: EventKind, report: Report, deltas: Deltas) -> prepared.Write:
     entry = UsageEvent(
         event=event,
         agent_id=job.agent_id,
@@ -368,7 +310,7 @@ def _log(job: Job, event: Kind, report: Report, **deltas: int) -> prepared.Write
         timestamp=report.timestamp,
         received_at=report.now,
         period_start=report.period,
-        **deltas,
+        **deltas._asdict(),
     )
     return prepared.inserting(entry)
 
@@ -390,11 +332,10 @@ def record_repo_event(
         raise InvalidInput(f"kind must be one of: {', '.join(REPO_EVENTS)}", field="kind")
     now = now or timezone.now()
     report = Report(now, timestamp)
-    if kind == Kind.REPO_FAILURE:
+    if kind == EventKind.REPO_FAILURE:
         counted = _count(RepoUsage, report, set_={"last_failure_at": now}, repo=repo)
     else:
-        opened = "prs_opened" if kind == Kind.PR_OPENED else "issues_opened"
-        counted = _count(RepoUsage, report, add={opened: 1}, repo=repo)
+        counted = _count(RepoUsage, report, add={OPENED[kind]: 1}, repo=repo)
     entry = UsageEvent(
         event=kind,
         agent_id=agent_id,
@@ -408,48 +349,7 @@ def record_repo_event(
     return selectors.repo_usage_record(repo=repo, now=now)
 
 
-# Resets and housekeeping
-
-
-def reset_usage(
-    *, agent_id: str | None = None, now: datetime | None = None, dry_run: bool = False
-) -> int:
-    """Start today afresh for one agent (or every agent): tokens and jobs back to zero.
-
-    Running jobs stay running. Each reset is logged with the amounts it removed, so the
-    counters can still be recomputed from the event log. Returns how many agents were (or,
-    with ``dry_run``, would be) reset.
-    """
-    now = now or timezone.now()
-    period = day_start(now)
-    with transaction.atomic():
-        usage = AgentUsage.objects.filter(period_start=period).filter(
-            Q(tokens_used__gt=0) | Q(jobs_started__gt=0)
-        )
-        if agent_id is not None:
-            require_valid(agent_id=agent_id)
-            # Same lock as dispatch and reports, so a reset never interleaves with them.
-            if not AgentAllowance.objects.select_for_update().filter(agent_id=agent_id).exists():
-                raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
-            usage = usage.filter(agent_id=agent_id)
-        rows = list(usage.select_for_update())
-        if dry_run:
-            return len(rows)
-        UsageEvent.objects.bulk_create(
-            UsageEvent(
-                event=Kind.USAGE_RESET,
-                agent_id=row.agent_id,
-                received_at=now,
-                period_start=period,
-                tokens_delta=-row.tokens_used,
-                jobs_delta=-row.jobs_started,
-            )
-            for row in rows
-        )
-        AgentUsage.objects.filter(pk__in=[row.pk for row in rows]).update(
-            tokens_used=0, jobs_started=0, updated_at=now
-        )
-    return len(rows)
+# Limits
 
 
 def set_paused(*, agent_ids: list[str], paused: bool) -> int:
@@ -468,56 +368,6 @@ def set_paused(*, agent_ids: list[str], paused: bool) -> int:
     return changed
 
 
-def expire_overdue_jobs(
-    *, agent_id: str | None = None, now: datetime | None = None, dry_run: bool = False
-) -> int:
-    """Mark running jobs older than their agent's ``max_job_duration`` as expired.
-
-    Expired jobs stop holding a concurrency slot; a late final report is still charged.
-    Returns how many jobs were (or, with ``dry_run``, would be) expired.
-    """
-    now = now or timezone.now()
-    allowances = AgentAllowance.objects.filter(max_job_duration__gt=timedelta(0))
-    if agent_id is not None:
-        allowances = allowances.filter(agent_id=agent_id)
-    durations = allowances.order_by().values_list("max_job_duration", flat=True).distinct()
-    expired = 0
-    # One statement per distinct duration (there are few) rather than one per agent.
-    for duration in list(durations):
-        agents = allowances.filter(max_job_duration=duration).values("agent_id")
-        overdue = _overdue_jobs(now - duration).filter(agent_id__in=agents)
-        expired += (
-            overdue.count() if dry_run else overdue.update(state=Job.State.EXPIRED, ended_at=now)
-        )
-    return expired
-
-
-def close_finished_days(*, now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
-    """Mark usage rows of days that are over as closed; they are history from now on.
-
-    Correctness never depends on this: a past day's usage stops counting at midnight anyway.
-    """
-    now = now or timezone.now()
-    closed = {}
-    for label, usage_model in (("agent", AgentUsage), ("model", ModelUsage), ("repo", RepoUsage)):
-        finished = usage_model.objects.filter(
-            period_start__lt=day_start(now), closed_at__isnull=True
-        )
-        closed[label] = finished.count() if dry_run else finished.update(closed_at=now)
-    return closed
-
-
-def prune_minute_usage(*, now: datetime | None = None, dry_run: bool = False) -> int:
-    """Delete the per-minute job counts that can no longer fall in any model's sliding hour.
-
-    Correctness never depends on this: the rate limit reads only the minutes of the last
-    hour. Returns how many rows were (or, with ``dry_run``, would be) deleted.
-    """
-    now = now or timezone.now()
-    stale = ModelMinuteUsage.objects.filter(minute_start__lt=minute_start(now - HOUR))
-    return stale.count() if dry_run else stale.delete()[0]
-
-
 # Helpers
 
 
@@ -529,9 +379,9 @@ def _usable_agent_state(agent: AgentState | None, agent_id: str, now: datetime) 
         agent = selectors.agent_state(agent_id, now=now)
         if agent is None:
             raise AllowanceNotFound(f"allowance not found for agent: {agent_id}")
-    duration = agent.allowance.max_job_duration
-    if duration and agent.oldest_running_at and agent.oldest_running_at < now - duration:
-        _expire(agent_id, now - duration, now)
+    if agent.has_overdue_job(now):
+        since = rules.running_since(agent.allowance.max_job_duration, now)
+        expire_jobs(agent_id=agent_id, running_since=since, now=now)
         agent = selectors.agent_state(agent_id, now=now)
     return agent
 
@@ -541,8 +391,8 @@ def _lock(agent_id: str, model: str, now: datetime) -> timedelta:
     the transaction ends (in one statement, always in this order); create the allowance from
     the ``*`` default on first use; return the agent's maximum job duration."""
     duration, _ = prepared.first_value_each(
-        ("lock_allowance", _allowance_for_update, {"agent_id": agent_id}),
-        ("lock_model_quota", _model_quota_for_update, {"model": model}) if model else None,
+        selectors.allowance_lock_read(agent_id),
+        selectors.model_quota_lock_read(model) if model else None,
     )
     if duration is not None:
         return duration
@@ -551,54 +401,12 @@ def _lock(agent_id: str, model: str, now: datetime) -> timedelta:
     return timedelta(0)  # just created, or by a racing first request: no job can be overdue
 
 
-# The hot path's other statements, each compiled once per connection (quotas.prepared).
-
-
-def _allowance_for_update(*, agent_id: str) -> models.QuerySet:
-    allowance = AgentAllowance.objects.select_for_update().filter(agent_id=agent_id)
-    return allowance.values_list("max_job_duration")
-
-
-def _model_quota(*, model: str) -> models.QuerySet[ModelQuota]:
-    # A final report needs only the prices (and fewer columns keep the report's read short
-    # enough for psycopg to cache its parsing: tests/test_query_counts.py).
-    prices = ("model", "input_price_per_mtok", "output_price_per_mtok")
-    return ModelQuota.objects.filter(model=model).only(*prices)
-
-
-def _model_quota_for_update(*, model: str) -> models.QuerySet:
-    return _model_quota(model=model).select_for_update().values_list("pk")
-
-
-def _job(*, agent_id: str, job_id: str) -> models.QuerySet[Job]:
-    # A report never looks at the decision the job was admitted with, nor when it was made.
-    return Job.objects.filter(agent_id=agent_id, job_id=job_id).defer("decision", "created_at")
-
-
-def _expire(agent_id: str, started_before: datetime, now: datetime) -> None:
-    _overdue_jobs(started_before).filter(agent_id=agent_id).update(
-        state=Job.State.EXPIRED, ended_at=now
-    )
-
-
-def _overdue_jobs(started_before: datetime) -> models.QuerySet[Job]:
-    return Job.objects.filter(state=Job.State.RUNNING, started_at__lt=started_before)
-
-
-def _first_decision(job: Job, agent: AgentState) -> QuotaCheckResult:
+def _first_decision(job: Job, agent: AgentState, model: rules.ModelState | None):
     """What the first dispatch of this job answered; for a job first seen through a usage
-    report (never dispatched here) an admission reflecting the agent's usage now."""
+    report (never dispatched here) an admission reflecting the agent and model now."""
     if job.decision:
-        # Only the fields the result has now, should a stored decision predate one of them.
-        names = {field.name for field in fields(QuotaCheckResult)}
-        return QuotaCheckResult(**{k: v for k, v in job.decision.items() if k in names})
-    allowance = agent.allowance
-    return QuotaCheckResult(
-        allowed=True,
-        status=WARNING if is_near(agent.tokens_used, allowance.daily_token_limit) else OK,
-        remaining_tokens=remaining(allowance.daily_token_limit, agent.tokens_used),
-        remaining_jobs=remaining(allowance.daily_job_limit, agent.jobs_started),
-    )
+        return QuotaCheckResult.from_dict(job.decision)
+    return rules.admission(agent, model)
 
 
 def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> None:
@@ -614,8 +422,13 @@ def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> No
         prepared.write(counted)
 
 
-def _count(usage_model, report: Report, *, add=None, set_=None, **subject: str) -> prepared.Write:
-    """Change the usage row of ``subject`` (agent_id=, model= or repo=) for the report's day."""
+def _count(
+    usage_model, report: Report, *, add=None, set_=None, **subject: str
+) -> prepared.Write | None:
+    """Change the usage row of ``subject`` (agent_id=, model= or repo=) for the report's day;
+    None if there is nothing to change."""
+    if not add and not set_:
+        return None
     key = {**subject, "period_start": report.period}
     return add_to_usage(usage_model, key, now=report.now, add=add, set_=set_, done=_no_overflow)
 

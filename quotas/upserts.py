@@ -39,7 +39,7 @@ def add_to_usage(
     given = {**key, **add, **set_}
     shape = ("add_to_usage", usage_model._meta.label, tuple(key), tuple(add), tuple(set_))
     db = connections[DEFAULT_DB_ALIAS]  # this thread's own, where its statements are cached
-    cache = prepared.compiled(db)
+    cache = prepared.compiled(db).upserts
     if shape not in cache:
         # A field the shape leaves out takes its default; a constant one is prepared once.
         defaults = {
@@ -47,7 +47,9 @@ def add_to_usage(
             for f in fields
             if f.name not in given and not callable(f.default)
         }
-        cache[shape] = _upsert(usage_model, fields, key, add, set_), defaults
+        cache[shape] = prepared.CompiledUpsert(
+            _upsert(usage_model, fields, key, add, set_), defaults
+        )
     statement, defaults = cache[shape]
     values = [
         defaults[f.name]
@@ -56,7 +58,8 @@ def add_to_usage(
         for f in fields
     ]
     guards = [BIGINT_MAX - amount for amount in add.values()]
-    return Write(statement, [*values, *guards], "1", done)
+    row = (usage_model._meta.db_table, *key.values())
+    return Write(statement, [*values, *guards], "1", done, row=row)
 
 
 def _upsert(usage_model, fields: list, key: dict, add: dict, set_: dict) -> str:

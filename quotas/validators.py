@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 from quotas.exceptions import InvalidInput
+from quotas.vocabulary import USAGE_EVENTS, Action
 
 BIGINT_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -70,8 +71,8 @@ def validate_model_list(value: object) -> None:
         raise ValidationError("The model allowlist names a model twice.", code="duplicate")
 
 
-ACTIONS = ("", "pr", "issue")
-USAGE_EVENTS = ("job_started", "job_completed", "job_failed", "job_cancelled")
+ACTIONS = tuple(Action.values)
+ACTIONS_IN_WORDS = " or ".join([", ".join(f"'{a}'" for a in ACTIONS if a), "empty"])
 ID_VALIDATORS = {
     "agent_id": validate_agent_id,
     "job_id": validate_job_id,
@@ -90,18 +91,21 @@ def require_valid(**values: str | None) -> None:
             raise InvalidInput(f"{field} must be text", field=field)
         if field == "action":
             if value not in ACTIONS:
-                raise InvalidInput("action must be 'pr', 'issue' or empty", field=field)
+                raise InvalidInput(f"action must be {ACTIONS_IN_WORDS}", field=field)
         elif field == "event":
             if value not in USAGE_EVENTS:
-                raise InvalidInput(
-                    "event must be job_started, job_completed, job_failed or job_cancelled",
-                    field=field,
-                )
+                raise InvalidInput(f"event must be {one_of(USAGE_EVENTS)}", field=field)
         elif value or field in ("agent_id", "job_id"):
             try:
                 ID_VALIDATORS[field](value)
             except ValidationError as exc:
                 raise InvalidInput(exc.messages[0], field=field) from None
+
+
+def one_of(words) -> str:
+    """'a, b or c', for messages that list what is accepted."""
+    words = list(words)
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
 
 
 def require_token_counts(**counts: Any) -> None:

@@ -11,20 +11,25 @@ from quotas.validators import BIGINT_MAX
 from tests.plans import executed_plan
 
 
+@prepared.statement("tests.by_agent")
 def by_agent(*, agent_id, since=None):
     queryset = AgentAllowance.objects.filter(agent_id=agent_id)
     return queryset if since is None else queryset.filter(created_at__gte=since)
 
 
+def first_by_agent(**values):
+    return prepared.first(prepared.read(by_agent, **values))
+
+
 def test_values_are_bound_anew_on_every_run(make_allowance, now, django_assert_num_queries):
     make_allowance("a", daily_token_limit=1)
     make_allowance("b", daily_token_limit=2)
-    assert prepared.first("by_agent", by_agent, agent_id="a").daily_token_limit == 1
+    assert first_by_agent(agent_id="a").daily_token_limit == 1
     with django_assert_num_queries(1):
-        assert prepared.first("by_agent", by_agent, agent_id="b").daily_token_limit == 2
-    assert prepared.first("by_agent", by_agent, agent_id="nobody") is None
+        assert first_by_agent(agent_id="b").daily_token_limit == 2
+    assert first_by_agent(agent_id="nobody") is None
     later = now + timedelta(days=3650)
-    assert prepared.first("by_agent", by_agent, agent_id="a", since=later) is None
+    assert first_by_agent(agent_id="a", since=later) is None
 
 
 def test_annotations_come_back_converted_as_the_orm_gives_them(make_allowance, now):
@@ -42,7 +47,7 @@ def test_a_value_that_does_not_become_a_parameter_is_refused(db):
         return AgentAllowance.objects.all()  # never uses agent_id
 
     with pytest.raises(ValueError, match="did not reach the SQL"):
-        prepared.first("inlined", inlined, agent_id="a")
+        prepared.first(prepared.Read("tests.inlined", inlined, {"agent_id": "a"}))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -52,15 +57,15 @@ def test_each_threads_connection_keeps_its_own_compiled_queries(make_allowance):
     from django.db import DEFAULT_DB_ALIAS, connections
 
     make_allowance("a", daily_token_limit=1)
-    assert prepared.first("by_agent", by_agent, agent_id="a").daily_token_limit == 1
+    assert first_by_agent(agent_id="a").daily_token_limit == 1
     seen = {}
 
     def other_thread():
         try:
             own = connections[DEFAULT_DB_ALIAS]
             seen["before"] = "quotas_prepared" in own.__dict__
-            seen["limit"] = prepared.first("by_agent", by_agent, agent_id="a").daily_token_limit
-            seen["after"] = ("by_agent", ("agent_id",)) in own.__dict__["quotas_prepared"]
+            seen["limit"] = first_by_agent(agent_id="a").daily_token_limit
+            seen["after"] = ("tests.by_agent", ("agent_id",)) in own.quotas_prepared.reads
         finally:
             connections.close_all()
 

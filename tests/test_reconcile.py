@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from quotas import services
+from quotas import housekeeping, services
 from quotas.models import AgentUsage, ModelMinuteUsage, ModelUsage, RepoUsage
 from quotas.periods import day_start, minute_start
 from quotas.reconcile import reconcile_usage
@@ -45,7 +45,7 @@ def workload(make_allowance, make_model_quota, now):
         )
         services.record_repo_event(repo="o/r", kind="pr_opened", now=when)
         services.record_repo_event(repo="o/r", kind="issue_opened", agent_id="b", now=when)
-    services.reset_usage(agent_id="a", now=now)
+    housekeeping.reset_usage(agent_id="a", now=now)
     services.record_usage(
         agent_id="a", job_id="late", event="job_completed", model="m", tokens_in=5, now=now
     )

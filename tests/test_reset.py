@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from quotas import selectors, services
+from quotas import housekeeping, selectors, services
 from quotas.exceptions import AllowanceNotFound
 from quotas.models import AgentUsage, Job, ModelMinuteUsage, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
@@ -38,7 +38,7 @@ def test_reset_restores_the_agents_capacity_and_keeps_jobs_running(make_allowanc
     make_allowance(daily_token_limit=50, daily_job_limit=2)
     fill("agent-1", now, jobs=2, tokens=50)
     assert services.check(agent_id="agent-1", now=now).allowed is False
-    assert services.reset_usage(agent_id="agent-1", now=now) == 1
+    assert housekeeping.reset_usage(agent_id="agent-1", now=now) == 1
     result = services.check(agent_id="agent-1", now=now)
     assert (result.allowed, result.remaining_tokens, result.remaining_jobs) == (True, 50, 2)
     assert Job.objects.filter(state="running").count() == 2
@@ -48,7 +48,7 @@ def test_reset_restores_the_agents_capacity_and_keeps_jobs_running(make_allowanc
 def test_reset_logs_what_it_removed(make_allowance, now):
     make_allowance()
     fill("agent-1", now, jobs=3, tokens=70)
-    services.reset_usage(agent_id="agent-1", now=now)
+    housekeeping.reset_usage(agent_id="agent-1", now=now)
     event = UsageEvent.objects.get(event="usage_reset")
     assert (event.agent_id, event.tokens_delta, event.jobs_delta, event.model_tokens_delta) == (
         "agent-1",
@@ -63,7 +63,7 @@ def test_reset_leaves_model_usage_and_other_agents_alone(make_allowance, now):
     make_allowance("b")
     fill("a", now)
     fill("b", now)
-    services.reset_usage(agent_id="a", now=now)
+    housekeeping.reset_usage(agent_id="a", now=now)
     assert dict(AgentUsage.objects.values_list("agent_id", "tokens_used")) == {"a": 0, "b": 50}
     assert ModelUsage.objects.get().tokens_used == 100
 
@@ -73,21 +73,21 @@ def test_reset_of_every_agent(make_allowance, now):
     make_allowance("b")
     fill("a", now)
     fill("b", now)
-    assert services.reset_usage(now=now) == 2
-    assert services.reset_usage(now=now) == 0
+    assert housekeeping.reset_usage(now=now) == 2
+    assert housekeeping.reset_usage(now=now) == 0
     assert list(AgentUsage.objects.values_list("tokens_used", "jobs_started")) == [(0, 0), (0, 0)]
 
 
 def test_reset_keeps_yesterday_as_history(make_allowance, now):
     make_allowance()
     fill("agent-1", now - timedelta(days=1), tokens=40)
-    services.reset_usage(agent_id="agent-1", now=now)
+    housekeeping.reset_usage(agent_id="agent-1", now=now)
     assert AgentUsage.objects.get(period_start=day_start(now - timedelta(days=1))).tokens_used == 40
 
 
 def test_reset_of_an_unknown_agent_is_an_error(db, now):
     with pytest.raises(AllowanceNotFound):
-        services.reset_usage(agent_id="ghost", now=now)
+        housekeeping.reset_usage(agent_id="ghost", now=now)
 
 
 def test_command_closes_finished_days_and_expires_overdue_jobs(make_allowance, now):

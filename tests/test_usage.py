@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from quotas import selectors, services
+from quotas import housekeeping, selectors, services
 from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
 from quotas.models import AgentUsage, Job, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
@@ -152,7 +152,7 @@ def test_late_final_report_for_an_expired_job_is_still_charged(make_allowance, n
     make_allowance(max_job_duration=timedelta(minutes=10))
     services.dispatch(agent_id="agent-1", job_id="job-1", now=now)
     later = now + timedelta(minutes=11)
-    assert services.expire_overdue_jobs(now=later) == 1
+    assert housekeeping.expire_overdue_jobs(now=later) == 1
     outcome = report("job_completed", tokens_in=30, now=later)
     assert (outcome.duplicate, outcome.usage.tokens_used) == (False, 30)
     assert Job.objects.get().state == "completed"
@@ -247,7 +247,7 @@ def test_event_log_sums_to_every_counter(agent, priced_model, now):
     report("job_completed", job_id="j1", tokens_in=1234, tokens_out=99, now=now)
     report("job_failed", job_id="j2", tokens_in=77, tokens_out=0, now=now)
     report("job_cancelled", job_id="j3", tokens_in=5, now=now)
-    services.reset_usage(agent_id="agent-1", now=now)
+    housekeeping.reset_usage(agent_id="agent-1", now=now)
     report("job_completed", job_id="j4", tokens_in=10, now=now)
     log = UsageEvent.objects.aggregate(
         tokens=Sum("tokens_delta"),
@@ -321,7 +321,7 @@ def test_a_reports_answer_equals_a_fresh_read_of_the_agent(
             at = now + HOUR_LONG + timedelta(minutes=1)  # "old" is overdue, not yet expired
         elif kind == "expire":
             at = now + HOUR_LONG + timedelta(minutes=1)
-            assert services.expire_overdue_jobs(now=at) == 1
+            assert housekeeping.expire_overdue_jobs(now=at) == 1
         elif kind.startswith("dispatch"):
             model = "" if kind.endswith("without-model") else "claude-sonnet"
             services.dispatch(agent_id="agent-1", job_id=args[0], model=model, now=at)

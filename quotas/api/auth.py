@@ -72,7 +72,9 @@ def _usable_key(key: str) -> APIKey:
     if remembered is not None and _clock() - remembered[0] < seconds:
         return remembered[1]
     prefix = key.partition(".")[0]
-    api_key = prepared.first("api_key", _unrevoked_with_prefix, prefix=prefix) if prefix else None
+    api_key = (
+        prepared.first(prepared.read(_unrevoked_with_prefix, prefix=prefix)) if prefix else None
+    )
     if api_key is None or not api_key.is_valid(key):
         raise APIKey.DoesNotExist("Key is not valid.")
     if seconds > 0:
@@ -87,6 +89,7 @@ def forget_keys(**kwargs) -> None:
     _remembered.clear()
 
 
+@prepared.statement("api_key")
 def _unrevoked_with_prefix(*, prefix: str):
     return APIKey.objects.get_usable_keys().filter(prefix=prefix)
 

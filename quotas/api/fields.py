@@ -6,8 +6,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from quotas.validators import BIGINT_MAX
+from quotas.vocabulary import LONGEST_DURATION
 
-MAX_DURATION_SECONDS = 366 * 24 * 3600
+MAX_DURATION_SECONDS = int(LONGEST_DURATION.total_seconds())
 
 
 @extend_schema_field({"type": "integer", "format": "int64", "minimum": 0, "maximum": BIGINT_MAX})
@@ -33,7 +34,7 @@ class SecondsField(serializers.Field):
 
     default_error_messages = {
         "invalid": "A whole number of seconds is required, e.g. 2700 for 45 minutes.",
-        "range": f"Use 0 to {MAX_DURATION_SECONDS} seconds (366 days).",
+        "range": f"Use 0 to {MAX_DURATION_SECONDS} seconds ({LONGEST_DURATION.days} days).",
     }
 
     def to_internal_value(self, data):

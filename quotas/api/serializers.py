@@ -25,7 +25,6 @@ from quotas.validators import (
     ACTIONS,
     ID_MAX_LENGTH,
     INT_MAX,
-    USAGE_EVENTS,
     validate_agent_id,
     validate_allowance_agent_id,
     validate_job_id,
@@ -33,6 +32,7 @@ from quotas.validators import (
     validate_model_list,
     validate_repo,
 )
+from quotas.vocabulary import REPO_EVENTS, USAGE_EVENTS
 
 
 def changed_by_key(api_key) -> str:
@@ -105,7 +105,7 @@ class UsageReportInput(serializers.Serializer):
 
 class RepoEventInput(serializers.Serializer):
     repo = IdField(validators=[validate_repo])
-    kind = serializers.ChoiceField(choices=["pr_opened", "issue_opened", "failure"])
+    kind = serializers.ChoiceField(choices=REPO_EVENTS)
     agent_id = optional_id(validate_agent_id)
     timestamp = serializers.DateTimeField(required=False, allow_null=True, default=None)
 

@@ -20,7 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from quotas import selectors, services
+from quotas import housekeeping, selectors, services
 from quotas.api import serializers as s
 from quotas.api.auth import HasAdminKey, ReadAnyWriteAdmin
 from quotas.api.logging import note
@@ -190,7 +190,7 @@ class AgentResetView(APIView):
 
     @extend_schema(request=None, responses={200: s.UsageRecordSerializer, **ERRORS})
     def post(self, request, agent_id):
-        services.reset_usage(agent_id=agent_id)
+        housekeeping.reset_usage(agent_id=agent_id)
         record = selectors.usage_record(agent_id=agent_id)
         return Response(rendered(s.UsageRecordSerializer, record))
 

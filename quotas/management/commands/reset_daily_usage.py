@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from quotas import services
+from quotas import housekeeping
 from quotas.exceptions import QuotaError
 
 
@@ -21,12 +21,12 @@ class Command(BaseCommand):
     def handle(self, *args, agent=None, dry_run=False, **options):
         try:
             # The reset goes first: an unknown agent stops the command before anything changed.
-            reset = services.reset_usage(agent_id=agent, dry_run=dry_run) if agent else None
+            reset = housekeeping.reset_usage(agent_id=agent, dry_run=dry_run) if agent else None
         except QuotaError as exc:
             raise CommandError(exc.message) from None
-        closed = services.close_finished_days(dry_run=dry_run)
-        expired = services.expire_overdue_jobs(agent_id=agent, dry_run=dry_run)
-        pruned = services.prune_minute_usage(dry_run=dry_run)
+        closed = housekeeping.close_finished_days(dry_run=dry_run)
+        expired = housekeeping.expire_overdue_jobs(agent_id=agent, dry_run=dry_run)
+        pruned = housekeeping.prune_minute_usage(dry_run=dry_run)
         would = "would " if dry_run else ""
         summary = (
             f"{would}close {closed['agent']} agent, {closed['model']} model and {closed['repo']} "
