@@ -4,10 +4,37 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
+from quotas import services
 from quotas.models import AgentAllowance, ModelQuota, RepoLimit
 
 # A Tuesday noon, far from midnight and from any DST change, unless a test says otherwise.
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def run_job(
+    agent_id: str,
+    job_id: str,
+    *,
+    now: datetime | None = None,
+    model: str = "",
+    repo: str = "",
+    event: str = "job_completed",
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+) -> services.UsageResult:
+    """Dispatch a job (it must be admitted) and report its end, as a dispatcher would; the
+    report's answer. Imported by the test modules: ``from tests.conftest import run_job``."""
+    admitted = services.dispatch(agent_id=agent_id, job_id=job_id, model=model, repo=repo, now=now)
+    assert admitted.result.allowed, admitted.result.reason
+    return services.record_usage(
+        agent_id=agent_id,
+        job_id=job_id,
+        event=event,
+        model=model,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        now=now,
+    )
 
 
 def pytest_report_header(config):
