@@ -1,15 +1,18 @@
 """How numbers, money, durations and standings look to a budget manager."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.utils.html import format_html
 
 from quotas.models import MICROCENTS_PER_CENT
 from quotas.periods import quota_zone
+from quotas.vocabulary import Standing
 
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-STANDING_LABELS = {"ok": "OK", "warning": "Warning", "exceeded": "Exceeded", "paused": "Paused"}
+STANDING_LABELS = dict(Standing.choices)
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+LABEL_CHARS = 28
 
 
 def number(value: int) -> str:
@@ -56,6 +59,19 @@ def minutes_left(left: timedelta) -> str:
 def moment(value: datetime | None, empty: str = "—") -> str:
     """A time in QUOTAS_TIME_ZONE, short: 'Nov 29 16:05'."""
     return empty if value is None else value.astimezone(quota_zone()).strftime("%b %d %H:%M")
+
+
+def short_date(day: date) -> str:
+    """The date as "Nov 29", the same in every locale."""
+    return f"{MONTHS[day.month - 1]} {day.day}"
+
+
+def long_date(day: date) -> str:
+    return f"{short_date(day)}, {day.year}"
+
+
+def truncate(label: str, length: int = LABEL_CHARS) -> str:
+    return label if len(label) <= length else label[: length - 1] + "\u2026"
 
 
 def count(amount: int, noun: str) -> str:

@@ -13,10 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import path
 
 from quotas import services
-from quotas.dashboard import dashboard_context, day_labels, history_days
+from quotas.charts import day_labels
+from quotas.dashboard import dashboard_context, history_days
 from quotas.display import dollars_from_microcents as format_dollars
 from quotas.models import AgentAllowance, AgentUsage, ModelQuota, ModelUsage
 from quotas.periods import day_start
+from tests.conftest import run_job
 
 DAY = timedelta(days=1)
 
@@ -26,21 +28,6 @@ site = AdminSite(name="admin")
 site.register(AgentAllowance)
 site.register(ModelQuota)
 urlpatterns = [path("admin/", site.urls)]
-
-
-def spend(agent_id, job_id, *, now, model="", tokens_in=0, tokens_out=0, event="job_completed"):
-    """Dispatch a job and report its end, as a dispatcher would."""
-    admitted = services.dispatch(agent_id=agent_id, job_id=job_id, model=model, now=now)
-    assert admitted.result.allowed, admitted.result.reason
-    services.record_usage(
-        agent_id=agent_id,
-        job_id=job_id,
-        event=event,
-        model=model,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        now=now,
-    )
 
 
 @pytest.fixture
@@ -60,14 +47,14 @@ def busy_day(make_allowance, priced_model, now):
     make_allowance("agent-a", daily_token_limit=200_000)
     make_allowance("agent-b", daily_job_limit=4)
     make_allowance("agent-d", daily_job_limit=1)
-    spend("agent-a", "a1", model="claude-sonnet", tokens_in=100_000, tokens_out=22_000, now=now)
-    spend("agent-b", "b1", model="gpt-x", tokens_in=12_000, tokens_out=345, now=now)
+    run_job("agent-a", "a1", model="claude-sonnet", tokens_in=100_000, tokens_out=22_000, now=now)
+    run_job("agent-b", "b1", model="gpt-x", tokens_in=12_000, tokens_out=345, now=now)
     services.dispatch(agent_id="agent-b", job_id="b2", now=now)
     services.dispatch(agent_id="agent-d", job_id="d1", now=now)
     assert not services.dispatch(agent_id="agent-d", job_id="d2", now=now).result.allowed
     assert not services.check(agent_id="agent-d", now=now).allowed
     # Yesterday counts in the history, not today.
-    spend("agent-a", "old", model="claude-sonnet", tokens_in=1_000, now=now - DAY)
+    run_job("agent-a", "old", model="claude-sonnet", tokens_in=1_000, now=now - DAY)
 
 
 def test_totals_are_todays_tokens_cost_jobs_and_refusals(busy_day, now):
@@ -112,14 +99,14 @@ def test_agents_are_ordered_by_the_largest_share_of_any_limit_used(make_allowanc
     paused = make_allowance("agent-paused", daily_token_limit=1_000)
     make_allowance("agent-idle", daily_token_limit=1_000)
     make_allowance("agent-unlimited")
-    spend("agent-over", "j1", tokens_in=1_200, now=now)
-    spend("agent-both", "j1", tokens_in=500, now=now)
-    spend("agent-both", "j2", now=now)
-    spend("agent-tokens", "j1", tokens_in=850, now=now)
+    run_job("agent-over", "j1", tokens_in=1_200, now=now)
+    run_job("agent-both", "j1", tokens_in=500, now=now)
+    run_job("agent-both", "j2", now=now)
+    run_job("agent-tokens", "j1", tokens_in=850, now=now)
     for job in ("j1", "j2", "j3"):
-        spend("agent-jobs", job, now=now)
-    spend("agent-paused", "j1", tokens_in=100, now=now)
-    spend("agent-unlimited", "j1", tokens_in=50_000, now=now)
+        run_job("agent-jobs", job, now=now)
+    run_job("agent-paused", "j1", tokens_in=100, now=now)
+    run_job("agent-unlimited", "j1", tokens_in=50_000, now=now)
     paused.paused = True
     paused.save()
 
@@ -150,7 +137,7 @@ def test_agents_are_ordered_by_the_largest_share_of_any_limit_used(make_allowanc
 def test_at_most_ten_agents_are_listed_as_closest(make_allowance, now):
     for n in range(12):
         make_allowance(f"agent-{n:02}", daily_token_limit=100)
-        spend(f"agent-{n:02}", "j1", tokens_in=n, now=now)
+        run_job(f"agent-{n:02}", "j1", tokens_in=n, now=now)
 
     rows = dashboard_context(now=now)["closest_agents"]
 
@@ -170,10 +157,10 @@ def test_models_are_ordered_by_the_largest_share_of_tokens_or_cost(
     make_model_quota("model-tokens", daily_token_budget=10_000)
     make_model_quota("model-quiet", daily_token_budget=100_000, cost_ceiling=500)
     make_model_quota("model-unlimited")
-    spend("agent-1", "j1", model="model-cost", tokens_in=100_000, tokens_out=22_000, now=now)
-    spend("agent-1", "j2", model="model-tokens", tokens_in=9_000, now=now)
-    spend("agent-1", "j3", model="model-quiet", tokens_in=1_000, now=now)
-    spend("agent-1", "j4", model="model-unlimited", tokens_in=10**6, now=now)
+    run_job("agent-1", "j1", model="model-cost", tokens_in=100_000, tokens_out=22_000, now=now)
+    run_job("agent-1", "j2", model="model-tokens", tokens_in=9_000, now=now)
+    run_job("agent-1", "j3", model="model-quiet", tokens_in=1_000, now=now)
+    run_job("agent-1", "j4", model="model-unlimited", tokens_in=10**6, now=now)
 
     rows = dashboard_context(now=now)["closest_models"]
 
@@ -188,7 +175,7 @@ def test_models_are_ordered_by_the_largest_share_of_tokens_or_cost(
 
 def test_top_spenders_are_agents_by_tokens_and_models_by_cost(busy_day, make_model_quota, now):
     make_model_quota("cheap", input_price_per_mtok=Decimal("1"))
-    spend("agent-b", "b3", model="cheap", tokens_in=500_000, now=now)
+    run_job("agent-b", "b3", model="cheap", tokens_in=500_000, now=now)
     # Usage of an agent whose allowance has since been deleted still shows, without a link.
     AgentUsage.objects.create(agent_id="gone", period_start=day_start(now), tokens_used=7)
 
@@ -215,7 +202,7 @@ def test_history_has_fourteen_days_oldest_first_with_empty_days_as_zero(
     make_allowance("agent-1")
     for back, tokens_in in ((15, 9), (14, 8), (13, 1_000), (5, 300), (1, 20), (0, 100_000)):
         day = now - back * DAY
-        spend("agent-1", f"j{back}", model="claude-sonnet", tokens_in=tokens_in, now=day)
+        run_job("agent-1", f"j{back}", model="claude-sonnet", tokens_in=tokens_in, now=day)
 
     history = dashboard_context(now=now)["history"]
 
@@ -237,11 +224,11 @@ def test_history_splits_tokens_into_the_top_five_agents_and_the_rest(
         make_model_quota(model, input_price_per_mtok=Decimal(n + 1))
     # agent-6 uses most over the 14 days, agent-0 least; agent-old only before the window.
     for n in range(7):
-        spend(f"agent-{n}", "today", tokens_in=100 * (n + 1), now=now)
-        spend(
+        run_job(f"agent-{n}", "today", tokens_in=100 * (n + 1), now=now)
+        run_job(
             f"agent-{n}", "earlier", model=f"m{n % 6 + 1}", tokens_in=1_000_000, now=now - 3 * DAY
         )
-    spend("agent-old", "long-ago", tokens_in=10**9, now=now - 20 * DAY)
+    run_job("agent-old", "long-ago", tokens_in=10**9, now=now - 20 * DAY)
 
     context = dashboard_context(now=now)
     history = context["history"]
@@ -324,7 +311,7 @@ def test_chart_labels_are_escaped(db, now):
 def test_long_names_are_shortened_in_the_legend_but_kept_whole_in_the_tooltip(make_allowance, now):
     name = "agent-" + "x" * 60
     make_allowance(name)
-    spend(name, "j1", tokens_in=10, now=now)
+    run_job(name, "j1", tokens_in=10, now=now)
 
     svg = str(dashboard_context(now=now)["chart_svg"])
 
@@ -348,8 +335,8 @@ def test_days_follow_the_quota_time_zone(settings, make_allowance):
     settings.QUOTAS_TIME_ZONE = "Asia/Tokyo"
     make_allowance("agent-1")
     now = datetime(2026, 3, 10, 16, 0, tzinfo=UTC)  # 01:00 on March 11 in Tokyo
-    spend("agent-1", "late", tokens_in=40, now=datetime(2026, 3, 10, 14, 59, tzinfo=UTC))
-    spend("agent-1", "early", tokens_in=2, now=datetime(2026, 3, 10, 15, 0, tzinfo=UTC))
+    run_job("agent-1", "late", tokens_in=40, now=datetime(2026, 3, 10, 14, 59, tzinfo=UTC))
+    run_job("agent-1", "early", tokens_in=2, now=datetime(2026, 3, 10, 15, 0, tzinfo=UTC))
 
     context = dashboard_context(now=now)
 
@@ -417,7 +404,7 @@ def test_query_count_does_not_grow_with_agents_models_or_days(
 
 def test_fragment_renders_totals_tables_statuses_and_chart(busy_day, make_allowance, now):
     make_allowance("agent-near", daily_token_limit=1_000)
-    spend("agent-near", "j1", tokens_in=900, now=now)
+    run_job("agent-near", "j1", tokens_in=900, now=now)
     paused = make_allowance("agent-paused", daily_token_limit=1_000, paused=True)
     assert paused.paused
 
