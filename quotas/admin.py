@@ -14,8 +14,8 @@ from simple_history.admin import SimpleHistoryAdmin
 from quotas import display, housekeeping, selectors, services
 from quotas.forms import AllowanceForm, ModelQuotaForm, RepoLimitForm
 from quotas.models import AgentAllowance, AgentUsage, APIKey, Job, ModelQuota, RepoLimit, UsageEvent
-from quotas.rules import EXCEEDED, OK, PAUSED, WARNING, cost_ceiling_microcents, standing
-from quotas.vocabulary import Permission
+from quotas.rules import cost_ceiling_microcents, standing
+from quotas.vocabulary import Permission, Standing
 
 RECENT_JOBS = 10
 
@@ -25,10 +25,10 @@ class StandingFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [(s, display.STANDING_LABELS[s]) for s in (OK, WARNING, EXCEEDED, PAUSED)]
+        return Standing.choices
 
     def queryset(self, request, queryset):
-        if self.value() in display.STANDING_LABELS:
+        if self.value() in Standing.values:
             return selectors.filter_by_standing(queryset, self.value())
         return queryset
 
@@ -67,6 +67,28 @@ class ModelFilter(TextFilter):
     parameter_name = "model"
 
 
+def used_of_column(description: str, used: str, limit: str, *, bar: bool = False):
+    """A column '1,234 of 10,000' of the ``used`` and ``limit`` fields, sorted by ``used``;
+    with ``bar``, drawn as a progress bar too."""
+
+    @admin.display(description=description, ordering=used)
+    def column(self, obj):
+        text = display.used_of(getattr(obj, used), getattr(obj, limit))
+        return display.bar(getattr(obj, used), getattr(obj, limit), text) if bar else text
+
+    return column
+
+
+def cost_column(microcents: str):
+    """A column of the cost in the ``microcents`` field, in dollars, sorted by it."""
+
+    @admin.display(description="cost", ordering=microcents)
+    def cost(self, obj):
+        return display.dollars_from_microcents(getattr(obj, microcents))
+
+    return cost
+
+
 @admin.register(AgentAllowance)
 class AgentAllowanceAdmin(SimpleHistoryAdmin):
     form = AllowanceForm
@@ -98,18 +120,9 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
     def status(self, obj):
         return display.badge(standing(selectors.agent_state_from(obj)))
 
-    @admin.display(description="tokens today", ordering="tokens_today")
-    def tokens_today(self, obj):
-        text = display.used_of(obj.tokens_today, obj.daily_token_limit)
-        return display.bar(obj.tokens_today, obj.daily_token_limit, text)
-
-    @admin.display(description="jobs today", ordering="jobs_today")
-    def jobs_today(self, obj):
-        return display.used_of(obj.jobs_today, obj.daily_job_limit)
-
-    @admin.display(description="running", ordering="running_jobs")
-    def running(self, obj):
-        return display.used_of(obj.running_jobs, obj.concurrent_jobs)
+    tokens_today = used_of_column("tokens today", "tokens_today", "daily_token_limit", bar=True)
+    jobs_today = used_of_column("jobs today", "jobs_today", "daily_job_limit")
+    running = used_of_column("running", "running_jobs", "concurrent_jobs")
 
     @admin.display(description="last activity", ordering="last_activity_at")
     def last_activity(self, obj):
@@ -197,14 +210,10 @@ class ModelQuotaAdmin(SimpleHistoryAdmin):
     def get_queryset(self, request):
         return selectors.model_quotas_with_usage(timezone.now())
 
-    @admin.display(description="tokens today", ordering="tokens_today")
-    def tokens_today(self, obj):
-        text = display.used_of(obj.tokens_today, obj.daily_token_budget)
-        return display.bar(obj.tokens_today, obj.daily_token_budget, text)
-
-    @admin.display(description="jobs in the last hour", ordering="started_last_hour")
-    def jobs_last_hour(self, obj):
-        return display.used_of(obj.started_last_hour, obj.hourly_rate_limit)
+    tokens_today = used_of_column("tokens today", "tokens_today", "daily_token_budget", bar=True)
+    jobs_last_hour = used_of_column(
+        "jobs in the last hour", "started_last_hour", "hourly_rate_limit"
+    )
 
     @admin.display(description="cost today", ordering="cost_today")
     def cost_today(self, obj):
@@ -230,13 +239,8 @@ class RepoLimitAdmin(SimpleHistoryAdmin):
     def get_queryset(self, request):
         return selectors.repo_limits_with_usage(timezone.now())
 
-    @admin.display(description="PRs today", ordering="prs_today")
-    def prs_today(self, obj):
-        return display.used_of(obj.prs_today, obj.max_daily_prs)
-
-    @admin.display(description="issues today", ordering="issues_today")
-    def issues_today(self, obj):
-        return display.used_of(obj.issues_today, obj.max_daily_issues)
+    prs_today = used_of_column("PRs today", "prs_today", "max_daily_prs")
+    issues_today = used_of_column("issues today", "issues_today", "max_daily_issues")
 
     @admin.display(description="cooldown")
     def cooldown(self, obj):
@@ -263,8 +267,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class BooksAdmin(ReadOnlyAdmin):
+    """The job ledger and the usage event log, searched by job id or by an agent's exact id."""
+
+    search_fields = ["job_id", "=agent_id"]
+
+
+def books_filters(kind: str, day: str) -> list:
+    """By kind of row; by agent and model typed in, as there may be too many to list; by day."""
+    return [kind, AgentFilter, ModelFilter, (day, admin.DateFieldListFilter)]
+
+
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin):
+class JobAdmin(BooksAdmin):
     list_display = [
         "job_id",
         "agent_id",
@@ -276,17 +291,13 @@ class JobAdmin(ReadOnlyAdmin):
         "tokens_charged",
         "cost",
     ]
-    list_filter = ["state", AgentFilter, ModelFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = books_filters("state", day="created_at")
     date_hierarchy = "created_at"
-    search_fields = ["job_id", "=agent_id"]
-
-    @admin.display(description="cost", ordering="cost_charged_microcents")
-    def cost(self, obj):
-        return display.dollars_from_microcents(obj.cost_charged_microcents)
+    cost = cost_column("cost_charged_microcents")
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyAdmin):
+class UsageEventAdmin(BooksAdmin):
     list_display = [
         "received_at",
         "event",
@@ -299,13 +310,9 @@ class UsageEventAdmin(ReadOnlyAdmin):
         "tokens_delta",
         "cost",
     ]
-    list_filter = ["event", AgentFilter, ModelFilter, ("period_start", admin.DateFieldListFilter)]
+    list_filter = books_filters("event", day="period_start")
     date_hierarchy = "received_at"
-    search_fields = ["job_id", "=agent_id"]
-
-    @admin.display(description="cost", ordering="cost_delta_microcents")
-    def cost(self, obj):
-        return display.dollars_from_microcents(obj.cost_delta_microcents)
+    cost = cost_column("cost_delta_microcents")
 
 
 # The library's own key model is unused here: our keys carry a role and their last use.

@@ -6,7 +6,6 @@ class QuotasConfig(AppConfig):
     default = True
     name = "quotas"
     verbose_name = "Quotas"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
         from django.db.models.signals import post_delete, post_save

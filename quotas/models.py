@@ -27,11 +27,12 @@ UNLIMITED_HELP = "0 means unlimited."
 MICROCENTS_PER_CENT = 1_000_000
 
 
-def non_negative(model_name: str, *fields: str) -> list[models.CheckConstraint]:
-    """One named database check per field, so a bug can never store a negative count."""
+def non_negative(model_name: str, *fields: str, zero=0) -> list[models.CheckConstraint]:
+    """One named database check per field, so a bug can never store a negative count (or
+    duration, with ``zero=timedelta(0)``)."""
     return [
         models.CheckConstraint(
-            condition=Q(**{f"{field}__gte": 0}), name=f"{model_name}_{field}_gte_0"
+            condition=Q(**{f"{field}__gte": zero}), name=f"{model_name}_{field}_gte_0"
         )
         for field in fields
     ]
@@ -40,6 +41,24 @@ def non_negative(model_name: str, *fields: str) -> list[models.CheckConstraint]:
 def counter(help_text: str = "", *, big: bool = False) -> models.Field:
     field = models.BigIntegerField if big else models.IntegerField
     return field(default=0, validators=[MinValueValidator(0)], help_text=help_text)
+
+
+def limit_id(validator, help_text: str) -> models.CharField:
+    return models.CharField(max_length=ID_MAX_LENGTH, validators=[validator], help_text=help_text)
+
+
+def duration_limit(help_text: str) -> models.DurationField:
+    return models.DurationField(default=timedelta(0), help_text=help_text)
+
+
+def price(help_text: str) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=help_text,
+    )
 
 
 # The limits of each kind, in the order people read them; the admin, the API and the copy of
@@ -62,20 +81,45 @@ MODEL_QUOTA_LIMITS = (
 REPO_LIMITS = ("max_daily_prs", "max_daily_issues", "cooldown_after_failure")
 
 
-class AgentAllowance(models.Model):
-    agent_id = models.CharField(
-        max_length=ID_MAX_LENGTH,
-        validators=[validate_allowance_agent_id],
-        help_text="The agent's id as the dispatcher sends it. '*' is the default allowance that "
+class Limit(models.Model):
+    """What every kind of limit has besides its limits: the id it is known by (in its URL and
+    in the books), when it was created and last changed, and the history of who changed what.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # inherit: each kind of limit gets a history model of its own (HistoricalAgentAllowance...).
+    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"], inherit=True)
+
+    id_field = ""  # read by __str__ and by the API's serializers and URLs
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return getattr(self, self.id_field)
+
+
+def limit_constraints(name: str, id_field: str, *limits: str, durations=()) -> list:
+    """One limit per id, and no negative limit."""
+    return [
+        models.UniqueConstraint(fields=[id_field], name=f"{name}_{id_field}_unique"),
+        *non_negative(name, *durations, zero=timedelta(0)),
+        *non_negative(name, *limits),
+    ]
+
+
+class AgentAllowance(Limit):
+    agent_id = limit_id(
+        validate_allowance_agent_id,
+        "The agent's id as the dispatcher sends it. '*' is the default allowance that "
         "new agents are created from on first use.",
     )
     daily_token_limit = counter(f"Tokens this agent may use per day. {UNLIMITED_HELP}", big=True)
     daily_job_limit = counter(f"Jobs this agent may start per day. {UNLIMITED_HELP}")
     concurrent_jobs = counter(f"Jobs this agent may run at the same time. {UNLIMITED_HELP}")
-    max_job_duration = models.DurationField(
-        default=timedelta(0),
-        help_text="A running job older than this is marked expired and frees its slot. "
-        "0 means unlimited.",
+    max_job_duration = duration_limit(
+        "A running job older than this is marked expired and frees its slot. 0 means unlimited."
     )
     model_allowlist = models.JSONField(
         default=list,
@@ -86,33 +130,26 @@ class AgentAllowance(models.Model):
     paused = models.BooleanField(
         default=False, help_text="A paused agent may not start any job until it is resumed."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
+
+    id_field = "agent_id"
 
     class Meta:
         ordering = ["agent_id"]
         permissions = Permission.choices
-        constraints = [
-            models.UniqueConstraint(fields=["agent_id"], name="agent_allowance_agent_id_unique"),
-            models.CheckConstraint(
-                condition=Q(max_job_duration__gte=timedelta(0)),
-                name="agent_allowance_max_job_duration_gte_0",
-            ),
-            *non_negative(
-                "agent_allowance", "daily_token_limit", "daily_job_limit", "concurrent_jobs"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.agent_id
+        constraints = limit_constraints(
+            "agent_allowance",
+            "agent_id",
+            "daily_token_limit",
+            "daily_job_limit",
+            "concurrent_jobs",
+            durations=["max_job_duration"],
+        )
 
 
-class ModelQuota(models.Model):
-    model = models.CharField(
-        max_length=ID_MAX_LENGTH,
-        validators=[validate_model_id],
-        help_text="The model id as the dispatcher sends it, e.g. 'anthropic/claude-sonnet-4'.",
+class ModelQuota(Limit):
+    model = limit_id(
+        validate_model_id,
+        "The model id as the dispatcher sends it, e.g. 'anthropic/claude-sonnet-4'.",
     )
     daily_token_budget = counter(
         f"Tokens all agents together may use on this model per day. {UNLIMITED_HELP}", big=True
@@ -123,70 +160,43 @@ class ModelQuota(models.Model):
     cost_ceiling = counter(
         f"US cents all agents together may spend on this model per day. {UNLIMITED_HELP}", big=True
     )
-    input_price_per_mtok = models.DecimalField(
-        max_digits=12,
-        decimal_places=4,
-        default=Decimal(0),
-        validators=[MinValueValidator(Decimal(0))],
-        help_text="US dollars per million input tokens.",
-    )
-    output_price_per_mtok = models.DecimalField(
-        max_digits=12,
-        decimal_places=4,
-        default=Decimal(0),
-        validators=[MinValueValidator(Decimal(0))],
-        help_text="US dollars per million output tokens.",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
+    input_price_per_mtok = price("US dollars per million input tokens.")
+    output_price_per_mtok = price("US dollars per million output tokens.")
+
+    id_field = "model"
 
     class Meta:
         ordering = ["model"]
-        constraints = [
-            models.UniqueConstraint(fields=["model"], name="model_quota_model_unique"),
-            *non_negative(
-                "model_quota",
-                "daily_token_budget",
-                "hourly_rate_limit",
-                "cost_ceiling",
-                "input_price_per_mtok",
-                "output_price_per_mtok",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.model
+        constraints = limit_constraints(
+            "model_quota",
+            "model",
+            "daily_token_budget",
+            "hourly_rate_limit",
+            "cost_ceiling",
+            "input_price_per_mtok",
+            "output_price_per_mtok",
+        )
 
 
-class RepoLimit(models.Model):
-    repo = models.CharField(
-        max_length=ID_MAX_LENGTH, validators=[validate_repo], help_text="owner/name"
-    )
+class RepoLimit(Limit):
+    repo = limit_id(validate_repo, "owner/name")
     max_daily_prs = counter(f"Pull requests agents may open per day. {UNLIMITED_HELP}")
     max_daily_issues = counter(f"Issues agents may open per day. {UNLIMITED_HELP}")
-    cooldown_after_failure = models.DurationField(
-        default=timedelta(0),
-        help_text="After a failure, no job may start on this repository for this long. "
-        "0 means no cooldown.",
+    cooldown_after_failure = duration_limit(
+        "After a failure, no job may start on this repository for this long. 0 means no cooldown."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"])
+
+    id_field = "repo"
 
     class Meta:
         ordering = ["repo"]
-        constraints = [
-            models.UniqueConstraint(fields=["repo"], name="repo_limit_repo_unique"),
-            models.CheckConstraint(
-                condition=Q(cooldown_after_failure__gte=timedelta(0)),
-                name="repo_limit_cooldown_after_failure_gte_0",
-            ),
-            *non_negative("repo_limit", "max_daily_prs", "max_daily_issues"),
-        ]
-
-    def __str__(self) -> str:
-        return self.repo
+        constraints = limit_constraints(
+            "repo_limit",
+            "repo",
+            "max_daily_prs",
+            "max_daily_issues",
+            durations=["cooldown_after_failure"],
+        )
 
 
 class DailyUsage(models.Model):

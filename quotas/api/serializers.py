@@ -17,6 +17,7 @@ from quotas.models import (
     REPO_LIMITS,
     AgentAllowance,
     Job,
+    Limit,
     ModelQuota,
     RepoLimit,
 )
@@ -74,6 +75,10 @@ def optional_id(validator) -> IdField:
 
 def count(maximum: int = INT_MAX, **kwargs) -> StrictIntegerField:
     return StrictIntegerField(max_value=maximum, **kwargs)
+
+
+def price() -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, required=False)
 
 
 # Requests
@@ -208,7 +213,22 @@ class JobSerializer(serializers.ModelSerializer):
 # Limits
 
 
-class LimitSerializerMixin:
+def limit_meta(limit_model: type[Limit], limits: tuple[str, ...], id_format, taken: str) -> type:
+    """A limit serializer's Meta: the id, checked by ``id_format`` and answered ``taken`` when
+    another limit has it already; the limits; when it was created and last changed."""
+
+    class Meta:
+        model = limit_model
+        fields = [limit_model.id_field, *limits, "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+        id_validators = [id_format, UniqueValidator(limit_model.objects.all(), taken)]
+
+    return Meta
+
+
+# The docstring below is each limit's description in the OpenAPI document (drf-spectacular
+# takes it from the first base class that has one).
+class LimitSerializer(serializers.ModelSerializer):
     """What the three limit serializers share.
 
     The id in a limit's URL names it: changing it would orphan its usage history. Two
@@ -216,12 +236,15 @@ class LimitSerializerMixin:
     500; an update racing a delete must not bring the deleted limit back.
     """
 
-    id_field = ""
+    @property
+    def id_field(self) -> str:
+        return self.Meta.model.id_field
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance is not None:
-            self.fields[self.id_field].required = False
+    def build_field(self, field_name, info, model_class, nested_depth):
+        if field_name != self.id_field:
+            return super().build_field(field_name, info, model_class, nested_depth)
+        # An update need not repeat the id: the URL names the limit.
+        return IdField, {"validators": self.Meta.id_validators, "required": self.instance is None}
 
     def validate(self, attrs):
         new = attrs.get(self.id_field)
@@ -262,14 +285,7 @@ class LimitSerializerMixin:
         return instance
 
 
-class AllowanceSerializer(LimitSerializerMixin, serializers.ModelSerializer):
-    id_field = "agent_id"
-    agent_id = IdField(
-        validators=[
-            validate_allowance_agent_id,
-            UniqueValidator(AgentAllowance.objects.all(), "This agent has an allowance already."),
-        ]
-    )
+class AllowanceSerializer(LimitSerializer):
     daily_token_limit = StrictIntegerField(required=False)
     daily_job_limit = count(required=False)
     concurrent_jobs = count(required=False)
@@ -282,49 +298,31 @@ class AllowanceSerializer(LimitSerializerMixin, serializers.ModelSerializer):
         help_text="Model ids this agent may use; empty means all.",
     )
 
-    class Meta:
-        model = AgentAllowance
-        fields = ["agent_id", *ALLOWANCE_LIMITS, "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
-
-
-class ModelQuotaSerializer(LimitSerializerMixin, serializers.ModelSerializer):
-    id_field = "model"
-    model = IdField(
-        validators=[
-            validate_model_id,
-            UniqueValidator(ModelQuota.objects.all(), "This model has a quota already."),
-        ]
+    Meta = limit_meta(
+        AgentAllowance,
+        ALLOWANCE_LIMITS,
+        validate_allowance_agent_id,
+        taken="This agent has an allowance already.",
     )
+
+
+class ModelQuotaSerializer(LimitSerializer):
     daily_token_budget = StrictIntegerField(required=False)
     hourly_rate_limit = count(required=False)
     cost_ceiling = StrictIntegerField(required=False, help_text="US cents per day; 0 means none.")
-    input_price_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=4, min_value=0, required=False, coerce_to_string=False
-    )
-    output_price_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=4, min_value=0, required=False, coerce_to_string=False
+    input_price_per_mtok = price()
+    output_price_per_mtok = price()
+
+    Meta = limit_meta(
+        ModelQuota, MODEL_QUOTA_LIMITS, validate_model_id, taken="This model has a quota already."
     )
 
-    class Meta:
-        model = ModelQuota
-        fields = ["model", *MODEL_QUOTA_LIMITS, "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
 
-
-class RepoLimitSerializer(LimitSerializerMixin, serializers.ModelSerializer):
-    id_field = "repo"
-    repo = IdField(
-        validators=[
-            validate_repo,
-            UniqueValidator(RepoLimit.objects.all(), "This repository has a limit already."),
-        ]
-    )
+class RepoLimitSerializer(LimitSerializer):
     max_daily_prs = count(required=False)
     max_daily_issues = count(required=False)
     cooldown_after_failure = SecondsField(required=False, help_text="Whole seconds; 0 means none.")
 
-    class Meta:
-        model = RepoLimit
-        fields = ["repo", *REPO_LIMITS, "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
+    Meta = limit_meta(
+        RepoLimit, REPO_LIMITS, validate_repo, taken="This repository has a limit already."
+    )

@@ -24,7 +24,7 @@ from quotas import housekeeping, selectors, services
 from quotas.api import serializers as s
 from quotas.api.auth import HasAdminKey, ReadAnyWriteAdmin
 from quotas.api.logging import note
-from quotas.models import AgentAllowance, Job, ModelQuota, RepoLimit
+from quotas.models import Job
 
 ERRORS = {
     400: OpenApiResponse(s.FieldErrors, "Malformed input; the body names each field to fix."),
@@ -44,8 +44,8 @@ def _shared(serializer_class) -> drf_serializers.Serializer:
 def parsed(serializer_class, data) -> dict:
     """``serializer_class(data=data)``'s validated data, or its ValidationError (a 400).
 
-    Each new serializer deep-copies and binds its declared fields, 0.1 to 0.2 ms for these
-    inputs, several times the validation itself. Validating keeps no state on the
+    Each new serializer deep-copies and binds its declared fields, which costs more than
+    validating these inputs (README, Performance). Validating keeps no state on the
     serializer, so one unbound instance per class validates every request, as a nested
     serializer field does for every parent it is part of.
     """
@@ -256,35 +256,36 @@ def limit_schema(serializer):
     )
 
 
+# The endpoints of one kind of limit. Each kind names its serializer and what its id looks like
+# in a URL; the rest follows from the serializer. (No docstring: it would become every limit
+# endpoint's description in the OpenAPI document.)
 class LimitViewSet(viewsets.ModelViewSet):
     permission_classes = [ReadAnyWriteAdmin]
     pagination_class = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        limit_model = cls.serializer_class.Meta.model
+        cls.queryset = limit_model.objects.all()
+        cls.lookup_field = limit_model.id_field
+        limit_schema(cls.serializer_class)(cls)
 
     def perform_destroy(self, instance):
         instance._change_reason = s.changed_by_key(self.request.auth)  # read by the history
         instance.delete()
 
 
-@limit_schema(s.AllowanceSerializer)
 class AllowanceViewSet(LimitViewSet):
-    queryset = AgentAllowance.objects.all()
     serializer_class = s.AllowanceSerializer
-    lookup_field = "agent_id"
     lookup_value_regex = r"[A-Za-z0-9._:*-]+"
 
 
-@limit_schema(s.ModelQuotaSerializer)
 class ModelQuotaViewSet(LimitViewSet):
-    queryset = ModelQuota.objects.all()
     serializer_class = s.ModelQuotaSerializer
-    lookup_field = "model"
     # Non-greedy, so that an optional trailing slash is not taken into the model id.
     lookup_value_regex = r"[A-Za-z0-9._:/-]+?"
 
 
-@limit_schema(s.RepoLimitSerializer)
 class RepoLimitViewSet(LimitViewSet):
-    queryset = RepoLimit.objects.all()
     serializer_class = s.RepoLimitSerializer
-    lookup_field = "repo"
     lookup_value_regex = r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+?"
