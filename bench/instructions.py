@@ -13,7 +13,9 @@ the WSGI handler to warm up, then ``--requests`` more; it runs under callgrind t
 with none of the measured requests, and the difference divided by ``--requests`` is printed.
 The count covers the Python process only (Django, DRF, psycopg and this project's code), not
 PostgreSQL's work, nor gunicorn's. A run takes a few minutes (Python under callgrind runs
-about 50 times slower). --no-valgrind runs each child once without it, to check the script.
+about 50 times slower). --no-valgrind runs the children without it, to check the script: it
+prints how many operations each of a kind's two children had answered as expected (warm-up
+included), then 0 as the kind's instruction count.
 """
 
 import argparse
@@ -90,7 +92,8 @@ def count(options, environment: dict, kind: str, workdir: Path) -> int:
     """Instructions per operation of ``kind``: the difference of two runs, over --requests."""
     if not options.valgrind:
         for requests in (0, options.requests):
-            run_child(environment, kind, requests, [])
+            answered = run_child(environment, kind, requests, [])
+            print(f"{kind:8} {answered:>12,} operations answered as expected", flush=True)
         return 0
     totals = []
     for requests in (0, options.requests):
@@ -101,7 +104,8 @@ def count(options, environment: dict, kind: str, workdir: Path) -> int:
     return (totals[1] - totals[0]) // options.requests
 
 
-def run_child(environment: dict, kind: str, requests: int, prefix: list[str]) -> None:
+def run_child(environment: dict, kind: str, requests: int, prefix: list[str]) -> int:
+    """Run one child to its end; the number of operations it had answered as expected."""
     # A fixed hash seed: dictionaries and sets then do the same work in every run.
     env = {**environment, "PYTHONHASHSEED": "0"}
     script = Path(__file__).resolve()
@@ -109,6 +113,10 @@ def run_child(environment: dict, kind: str, requests: int, prefix: list[str]) ->
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{kind} ({requests} requests) failed:\n{result.stderr[-3000:]}")
+    answered = re.search(r"^(\d+) operations answered$", result.stdout, re.MULTILINE)
+    if answered is None:
+        raise SystemExit(f"{kind} ({requests} requests) did not say what it sent")
+    return int(answered[1])
 
 
 def callgrind_total(path: Path) -> int:
@@ -133,8 +141,11 @@ def child(kind: str, requests: int) -> None:
     key = os.environ["QUOTAS_BENCH_KEY"]
     tag = secrets.token_hex(4)
     operations = {"health": _health, "check": _check, "cycle": _cycle}[kind]
+    answered = 0
     for number in range(WARM_UP + requests):
-        operations(application, key, f"{tag}-{number}", number)
+        operations(application, key, f"{tag}-{number}", number)  # exits on a wrong answer
+        answered += 1
+    print(f"{answered} operations answered", flush=True)
 
 
 def _call(application, key: str, method: str, path: str, body: dict | None = None) -> str:

@@ -4,6 +4,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -57,16 +58,27 @@ def test_a_valid_key_is_accepted_and_its_use_recorded(make_allowance, key):
 
 
 def test_last_use_is_written_at_most_once_a_minute(
-    make_allowance, key, settings, django_assert_num_queries
+    make_allowance, key, settings, now, django_assert_num_queries
 ):
     settings.QUOTAS_API_KEY_CACHE_SECONDS = 0
     make_allowance()
     client = client_with(f"Bearer {key[1]}")
-    client.post(CHECK, {"agent_id": "agent-1"}, format="json")
+
+    def check_at(moment):
+        with time_machine.travel(moment, tick=False):
+            return client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code
+
+    def last_use():
+        return APIKey.objects.get(pk=key[0].pk).last_used_at
+
+    assert (check_at(now), last_use()) == (200, now)
     # the key lookup and the agent's state (no model or repo asked about); no UPDATE of
     # last_used_at this time
     with django_assert_num_queries(2):
-        assert client.post(CHECK, {"agent_id": "agent-1"}, format="json").status_code == 200
+        assert check_at(now + timedelta(seconds=59)) == 200
+    assert last_use() == now
+    a_minute_on = now + timedelta(minutes=1)
+    assert (check_at(a_minute_on), last_use()) == (200, a_minute_on)
 
 
 def test_a_worker_remembers_a_valid_key_for_a_moment(

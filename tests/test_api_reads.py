@@ -14,6 +14,7 @@ import time_machine
 from quotas import services
 from quotas.models import AgentAllowance, AgentUsage, Job, UsageEvent
 from quotas.periods import day_start
+from tests.conftest import run_job
 
 MODEL = "anthropic/claude-sonnet-4.5"
 TODAY = "2026-03-10T00:00:00Z"
@@ -40,11 +41,6 @@ def finish(job_id, event="job_completed", agent_id="agent-1", tokens_in=0, token
         tokens_out=tokens_out,
         now=now,
     )
-
-
-def use_tokens(tokens, agent_id="agent-1", job_id="spend", now=None):
-    start(job_id, agent_id=agent_id, now=now)
-    finish(job_id, agent_id=agent_id, tokens_in=tokens, now=now)
 
 
 # Agent usage
@@ -97,14 +93,14 @@ def test_agent_status_warns_at_80_percent_of_the_daily_token_limit(
 ):
     make_allowance("agent-1", daily_token_limit=1000)
     if tokens:
-        use_tokens(tokens)
+        run_job("agent-1", "spend", tokens_in=tokens)
     data = api.get("/api/v1/usage/agents/agent-1").json()
     assert (data["tokens_used"], data["status"]) == (tokens, status)
 
 
 def test_agent_status_never_warns_without_a_token_limit(api, make_allowance):
     make_allowance("agent-1", daily_token_limit=0)
-    use_tokens(10**9)
+    run_job("agent-1", "spend", tokens_in=10**9)
     data = api.get("/api/v1/usage/agents/agent-1").json()
     assert (data["tokens_used"], data["status"]) == (10**9, "ok")
 
@@ -124,8 +120,8 @@ def test_a_paused_agent_reads_as_exceeded(api, make_allowance):
 
 def test_yesterdays_usage_does_not_count_today(api, make_allowance, now):
     make_allowance("agent-1", daily_token_limit=1000)
-    use_tokens(900, now=now - timedelta(days=1))
-    use_tokens(100, job_id="today")
+    run_job("agent-1", "yesterday", tokens_in=900, now=now - timedelta(days=1))
+    run_job("agent-1", "today", tokens_in=100)
     data = api.get("/api/v1/usage/agents/agent-1").json()
     assert (data["tokens_used"], data["jobs_started"], data["period_start"]) == (100, 1, TODAY)
 
@@ -145,7 +141,7 @@ def test_agent_usage_counts_only_that_agents_jobs(api, make_allowance):
     make_allowance("agent-1")
     make_allowance("agent-2")
     start("job-1", agent_id="agent-2")
-    use_tokens(500, agent_id="agent-2")
+    run_job("agent-2", "spend", tokens_in=500)
     data = api.get("/api/v1/usage/agents/agent-1").json()
     assert (data["tokens_used"], data["jobs_started"], data["active_jobs"]) == (0, 0, 0)
 
@@ -209,8 +205,7 @@ def test_model_usage_shows_tokens_cost_in_cents_and_requests(
     api, make_allowance, priced_model, slash
 ):
     make_allowance("agent-1")
-    start("job-1", model=MODEL)
-    finish("job-1", tokens_in=100_000, tokens_out=50_000)
+    run_job("agent-1", "job-1", model=MODEL, tokens_in=100_000, tokens_out=50_000)
     response = api.get(f"/api/v1/usage/models/{MODEL}{slash}")
     assert response.status_code == 200
     # 0.1 M x $3 + 0.05 M x $15 = $1.05
@@ -226,8 +221,7 @@ def test_model_usage_shows_tokens_cost_in_cents_and_requests(
 
 def test_model_cost_keeps_fractions_of_a_cent(api, make_allowance, priced_model):
     make_allowance("agent-1")
-    start("job-1", model=MODEL)
-    finish("job-1", tokens_in=1)  # $3 per million: 0.0003 cents
+    run_job("agent-1", "job-1", model=MODEL, tokens_in=1)  # $3 per million: 0.0003 cents
     data = api.get(f"/api/v1/usage/models/{MODEL}").json()
     assert (data["tokens_used"], data["cost_cents"]) == (1, 0.0003)
 
@@ -275,18 +269,15 @@ def test_model_usage_of_an_unused_model_without_quota_is_all_zero(api):
 def test_model_usage_of_yesterday_reads_as_zero_today(api, make_allowance, priced_model, now):
     make_allowance("agent-1")
     yesterday = now - timedelta(days=1)
-    start("job-1", model=MODEL, now=yesterday)
-    finish("job-1", tokens_in=1000, now=yesterday)
+    run_job("agent-1", "job-1", model=MODEL, tokens_in=1000, now=yesterday)
     data = api.get(f"/api/v1/usage/models/{MODEL}").json()
     assert (data["tokens_used"], data["cost_cents"], data["requests_last_hour"]) == (0, 0.0, 0)
 
 
 def test_model_usage_tells_apart_models_that_share_a_prefix(api, make_allowance):
     make_allowance("agent-1")
-    start("job-1", model="anthropic/claude-sonnet-4")
-    finish("job-1", tokens_in=70)
-    start("job-2", model=MODEL)
-    finish("job-2", tokens_in=30)
+    run_job("agent-1", "job-1", model="anthropic/claude-sonnet-4", tokens_in=70)
+    run_job("agent-1", "job-2", model=MODEL, tokens_in=30)
     assert api.get("/api/v1/usage/models/anthropic/claude-sonnet-4").json()["tokens_used"] == 70
     assert api.get(f"/api/v1/usage/models/{MODEL}/").json()["tokens_used"] == 30
 
@@ -348,8 +339,9 @@ def test_a_cooldown_that_began_yesterday_still_shows_after_midnight(api, make_re
 def test_a_failed_job_on_a_repo_starts_its_cooldown(api, make_allowance, make_repo_limit, now):
     make_allowance("agent-1")
     make_repo_limit("octo-org/api", cooldown_after_failure=timedelta(hours=1))
-    start("job-1", repo="octo-org/api", now=now - timedelta(minutes=5))
-    finish("job-1", event="job_failed", now=now - timedelta(minutes=5))
+    run_job(
+        "agent-1", "job-1", repo="octo-org/api", event="job_failed", now=now - timedelta(minutes=5)
+    )
     data = api.get("/api/v1/usage/repos/octo-org/api").json()
     assert data["cooldown_until"] == "2026-03-10T12:55:00Z"
 
@@ -376,8 +368,7 @@ def job_ids(response) -> list[str]:
 
 def test_jobs_lists_the_ledger_newest_first_with_every_field(api, make_allowance, priced_model):
     make_allowance("agent-1")
-    start("job-1", model=MODEL, repo="octo-org/api")
-    finish("job-1", tokens_in=1000, tokens_out=2000)
+    run_job("agent-1", "job-1", model=MODEL, repo="octo-org/api", tokens_in=1000, tokens_out=2000)
     start("job-2")
     response = api.get("/api/v1/jobs")
     assert response.status_code == 200
@@ -560,7 +551,7 @@ def test_an_admin_key_resets_an_agents_day_and_running_jobs_keep_running(
 
 def test_a_reset_leaves_other_agents_alone(admin_api, busy_agent, make_allowance):
     make_allowance("agent-2")
-    use_tokens(300, agent_id="agent-2")
+    run_job("agent-2", "spend", tokens_in=300)
     assert admin_api.post("/api/v1/agents/agent-1/reset").status_code == 200
     data = admin_api.get("/api/v1/usage/agents/agent-2").json()
     assert (data["tokens_used"], data["jobs_started"]) == (300, 1)

@@ -19,8 +19,11 @@ def test_admin_pages_benchmark_runs_and_reports_every_page():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "3 agents, 2 renders per page, sqlite3"
-    pages = [re.match(r"(.+?)\s+median\s+[\d.]+ ms\s+p95", line).group(1) for line in lines[1:]]
-    assert pages == [
+    page = re.compile(
+        r"(.+?)\s+median\s+([\d.]+) ms\s+p95\s+([\d.]+) ms\s+slowest\s+([\d.]+) ms\s+(\d+) queries$"
+    )
+    rows = [page.match(line).groups() for line in lines[1:]]
+    assert [name for name, *_ in rows] == [
         "agents list",
         "agents list, warning filter",
         "agent page",
@@ -28,4 +31,6 @@ def test_admin_pages_benchmark_runs_and_reports_every_page():
         "jobs list",
         "dashboard",
     ]
-    assert all(re.search(r" \d+ queries$", line) for line in lines[1:])
+    for name, median, p95, slowest, queries in rows:
+        assert 0 < float(median) <= float(p95) <= float(slowest), (name, lines)
+        assert int(queries) >= 2, (name, lines)  # the session's user, then the page's rows

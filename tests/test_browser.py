@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from quotas import selectors, services
 from quotas.models import AgentAllowance
+from tests.conftest import run_job
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -139,15 +140,7 @@ def use(agent_id, *, tokens, days_ago=0, model=""):
     """One completed job of ``tokens`` tokens, ``days_ago`` days back."""
     when = timezone.now() - timedelta(days=days_ago)
     job_id = f"{agent_id}-{days_ago}-{tokens}"
-    services.dispatch(agent_id=agent_id, job_id=job_id, model=model, now=when)
-    services.record_usage(
-        agent_id=agent_id,
-        job_id=job_id,
-        event="job_completed",
-        model=model,
-        tokens_in=tokens,
-        now=when,
-    )
+    run_job(agent_id, job_id, model=model, tokens_in=tokens, now=when)
 
 
 def tokens_today(agent_id):

@@ -71,6 +71,7 @@ def test_a_job_event_is_recorded_once(db, now):
     UsageEvent.objects.create(**values)
     with pytest.raises(IntegrityError), transaction.atomic():
         UsageEvent.objects.create(**values)
+    assert UsageEvent.objects.count() == 1
 
 
 def test_resets_are_not_held_to_the_job_event_rule(db, now):

@@ -8,6 +8,7 @@ import time_machine
 
 from quotas import selectors, services
 from quotas.periods import day_start, next_day_start, seconds_until
+from tests.conftest import run_job
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -48,10 +49,7 @@ def test_usage_rolls_over_at_local_midnight_without_a_reset(
     make_model_quota(daily_token_budget=100)
     before_midnight = datetime(2026, 3, 11, 23, 59, 0, tzinfo=TOKYO)
     with time_machine.travel(before_midnight, tick=False):
-        services.dispatch(agent_id="agent-1", job_id="job-1", model="claude-sonnet")
-        services.record_usage(
-            agent_id="agent-1", job_id="job-1", event="job_completed", tokens_in=100
-        )
+        run_job("agent-1", "job-1", model="claude-sonnet", tokens_in=100)
         refused = services.check(agent_id="agent-1", model="claude-sonnet")
     assert (refused.allowed, refused.reason, refused.retry_after) == (
         False,

@@ -233,7 +233,7 @@ def test_first_report_of_a_new_agent_stays_within_budget(
     assert outcome.usage.tokens_used == 7
 
 
-def test_duplicate_report_costs_two_queries(limits, now, django_assert_num_queries):
+def test_duplicate_report_costs_four_queries(limits, now, django_assert_num_queries):
     services.record_usage(
         agent_id="agent-1", job_id="j", event="job_completed", tokens_in=7, now=now
     )

@@ -11,6 +11,7 @@ from quotas import housekeeping, services
 from quotas.models import AgentUsage, ModelMinuteUsage, ModelUsage, RepoUsage
 from quotas.periods import day_start, minute_start
 from quotas.reconcile import reconcile_usage
+from tests.conftest import run_job
 
 NO_DRIFT = "No drift: every usage counter agrees with the event log and the job ledger."
 
@@ -25,17 +26,9 @@ def workload(make_allowance, make_model_quota, now):
     for when in (yesterday, now):
         tag = f"{when:%d}"
         services.dispatch(agent_id="a", job_id=f"{tag}-1", model="m", repo="o/r", now=when)
-        services.dispatch(agent_id="a", job_id=f"{tag}-2", model="m", now=when)
+        run_job("a", f"{tag}-2", model="m", tokens_in=1234, tokens_out=99, now=when)
         services.record_usage(
             agent_id="a", job_id=f"{tag}-1", event="job_failed", tokens_in=7, now=when
-        )
-        services.record_usage(
-            agent_id="a",
-            job_id=f"{tag}-2",
-            event="job_completed",
-            tokens_in=1234,
-            tokens_out=99,
-            now=when,
         )
         services.record_usage(
             agent_id="b", job_id=f"{tag}-3", event="job_cancelled", model="m", now=when

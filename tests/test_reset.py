@@ -14,7 +14,9 @@ from quotas.periods import day_start
 
 
 def fill(agent_id, now, jobs=1, tokens=50):
-    """Start ``jobs`` jobs (left running) and charge ``tokens`` through one more job."""
+    """Start ``jobs`` jobs (left running) and charge ``tokens`` through one more job, never
+    dispatched: a final report first seen counts no start, so the day's jobs stay ``jobs``
+    (``run_job`` would count one more, and a full day would refuse it)."""
     day = f"{now:%m%d}"
     for i in range(jobs):
         services.dispatch(agent_id=agent_id, job_id=f"{day}-{i}", model="m", now=now)

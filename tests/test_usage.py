@@ -11,6 +11,7 @@ from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
 from quotas.models import AgentUsage, Job, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
 from quotas.validators import BIGINT_MAX
+from tests.conftest import run_job
 
 
 @pytest.fixture
@@ -44,8 +45,9 @@ def agent_tokens():
 
 
 def test_completed_job_charges_all_its_tokens_and_their_cost(agent, priced_model, now):
-    services.dispatch(agent_id="agent-1", job_id="job-1", model="claude-sonnet", now=now)
-    outcome = report("job_completed", tokens_in=100_000, tokens_out=50_000, now=now)
+    outcome = run_job(
+        "agent-1", "job-1", model="claude-sonnet", tokens_in=100_000, tokens_out=50_000, now=now
+    )
     assert (outcome.duplicate, outcome.usage.tokens_used, outcome.usage.active_jobs) == (
         False,
         150_000,
@@ -78,8 +80,15 @@ def test_failed_job_cost_is_halved_like_its_tokens(agent, priced_model, now):
 
 
 def test_cancelled_job_is_charged_nothing(agent, priced_model, now):
-    services.dispatch(agent_id="agent-1", job_id="job-1", model="claude-sonnet", now=now)
-    outcome = report("job_cancelled", tokens_in=500, tokens_out=500, now=now)
+    outcome = run_job(
+        "agent-1",
+        "job-1",
+        model="claude-sonnet",
+        event="job_cancelled",
+        tokens_in=500,
+        tokens_out=500,
+        now=now,
+    )
     assert (outcome.usage.tokens_used, outcome.usage.active_jobs) == (0, 0)
     assert Job.objects.get().state == "cancelled"
     assert ModelUsage.objects.get().tokens_used == 0
@@ -160,8 +169,7 @@ def test_late_final_report_for_an_expired_job_is_still_charged(make_allowance, n
 
 def test_failed_job_on_a_repository_starts_its_cooldown(agent, make_repo_limit, now):
     make_repo_limit(cooldown_after_failure=timedelta(minutes=15))
-    services.dispatch(agent_id="agent-1", job_id="job-1", repo="octo-org/api", now=now)
-    report("job_failed", tokens_in=2, now=now)
+    run_job("agent-1", "job-1", repo="octo-org/api", event="job_failed", tokens_in=2, now=now)
     assert RepoUsage.objects.get().last_failure_at == now
     result = services.check(agent_id="agent-1", repo="octo-org/api", now=now + timedelta(minutes=5))
     assert (result.allowed, result.retry_after) == (False, 600)
@@ -242,10 +250,9 @@ def test_cost_is_rounded_to_the_nearest_microcent(agent, make_model_quota, now):
 
 
 def test_event_log_sums_to_every_counter(agent, priced_model, now):
-    services.dispatch(agent_id="agent-1", job_id="j1", model="claude-sonnet", now=now)
-    services.dispatch(agent_id="agent-1", job_id="j2", model="claude-sonnet", now=now)
-    report("job_completed", job_id="j1", tokens_in=1234, tokens_out=99, now=now)
-    report("job_failed", job_id="j2", tokens_in=77, tokens_out=0, now=now)
+    model = "claude-sonnet"
+    run_job("agent-1", "j1", model=model, tokens_in=1234, tokens_out=99, now=now)
+    run_job("agent-1", "j2", model=model, event="job_failed", tokens_in=77, now=now)
     report("job_cancelled", job_id="j3", tokens_in=5, now=now)
     housekeeping.reset_usage(agent_id="agent-1", now=now)
     report("job_completed", job_id="j4", tokens_in=10, now=now)
