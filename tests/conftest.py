@@ -2,7 +2,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from quotas import services
 from quotas.models import AgentAllowance, ModelQuota, RepoLimit
@@ -150,3 +150,19 @@ def login(client, django_user_model):
         return client
 
     return log_in
+
+
+class _Rollback(Exception):
+    pass
+
+
+def in_savepoint(check) -> None:
+    """Run ``check()`` in a savepoint that is always rolled back: each example of a property
+    test (tests/test_rules_sql.py, tests/test_prepared_contract.py) starts from the test's
+    own empty tables."""
+    try:
+        with transaction.atomic():
+            check()
+            raise _Rollback
+    except _Rollback:
+        pass

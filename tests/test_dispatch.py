@@ -129,6 +129,25 @@ def test_dispatch_for_a_job_first_seen_in_a_report_is_a_duplicate(make_allowance
     assert AgentUsage.objects.get().jobs_started == 0
 
 
+def test_a_repeated_dispatch_of_a_job_first_seen_in_a_report_warns_of_its_model_as_a_check_does(
+    make_allowance, make_model_quota, now
+):
+    make_allowance(daily_token_limit=1000)
+    make_model_quota(daily_token_budget=100)
+    services.record_usage(
+        agent_id="agent-1", job_id="job-1", event="job_started", model="claude-sonnet", now=now
+    )
+    ModelUsage.objects.filter(model="claude-sonnet").update(tokens_used=85)  # 85 % of 100
+    outcome = services.dispatch(agent_id="agent-1", job_id="job-1", model="claude-sonnet", now=now)
+    check = services.check(agent_id="agent-1", model="claude-sonnet", now=now)
+    assert (outcome.duplicate, outcome.result.allowed, outcome.result.status) == (
+        True,
+        True,
+        "warning",
+    )
+    assert (check.status, check.remaining_tokens) == ("warning", outcome.result.remaining_tokens)
+
+
 def test_dispatch_of_an_unknown_agent_is_an_error(db, now):
     with pytest.raises(AllowanceNotFound):
         services.dispatch(agent_id="ghost", job_id="job-1", now=now)
