@@ -169,7 +169,13 @@ def model_standing(*, tokens: int, token_budget: int, cost: int, cost_ceiling: i
     ceiling = cost_ceiling_microcents(cost_ceiling)
     if at_limit(tokens, token_budget) or at_limit(cost, ceiling):
         return EXCEEDED
-    return WARNING if is_near(tokens, token_budget) or is_near(cost, ceiling) else OK
+    return WARNING if model_near(tokens, token_budget, cost, ceiling) else OK
+
+
+def model_near(tokens: int, token_budget: int, cost: int, ceiling: int) -> bool:
+    """Whether a model is near (or at) its daily token budget or cost ceiling (microcents):
+    an allowed check on it says "warning"."""
+    return is_near(tokens, token_budget) or is_near(cost, ceiling)
 
 
 # Running jobs: a job older than its agent's maximum duration is overdue and holds no slot.
@@ -543,7 +549,11 @@ def _model_refusal(model: ModelState | None, now: datetime) -> Refusal | None:
 
 
 def _model_near(model: ModelState | None) -> bool:
-    return model is not None and model.standing != OK
+    if model is None:
+        return False
+    quota = model.quota
+    ceiling = cost_ceiling_microcents(quota.cost_ceiling)
+    return model_near(model.tokens_used, quota.daily_token_budget, model.cost_microcents, ceiling)
 
 
 def _repo_refusal(

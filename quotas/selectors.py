@@ -4,8 +4,9 @@ Every figure comes from a correlated subquery on a unique or partial index, so t
 check does not grow with the number of agents, jobs or days stored.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
+from operator import attrgetter
 
 from django.db.models import (
     BigIntegerField,
@@ -108,15 +109,8 @@ def filter_by_standing(queryset: QuerySet[AgentAllowance], wanted: str) -> Query
     return queryset.alias(standing=standing).filter(standing=wanted)
 
 
-def _state(state_class, instance, annotations: dict[str, str]):
-    """A rules state of an annotated limit: each field from the annotation named for it, the
-    limit itself in the first field."""
-    first = next(iter(state_class.__dataclass_fields__))
-    values = {field: getattr(instance, name) for field, name in annotations.items()}
-    return state_class(**{first: instance}, **values)
-
-
-# The annotation (of the querysets below) that each field of a state is read from.
+# The annotation (of the querysets below) that each field of a state is read from, in the
+# order of the state's fields after the limit itself.
 AGENT_STATE = {
     "tokens_used": "tokens_today",
     "jobs_started": "jobs_today",
@@ -138,9 +132,23 @@ REPO_STATE = {
 }
 
 
+def _reader(state_class, annotations: dict[str, str]):
+    """A function making a rules state of an annotated limit (once per read on the hot path,
+    so the annotations are fetched by one attrgetter, positionally)."""
+    if list(annotations) != [field.name for field in fields(state_class)][1:]:
+        raise ValueError(f"{state_class.__name__}'s fields and their annotations disagree")
+    values = attrgetter(*annotations.values())
+    return lambda instance: state_class(instance, *values(instance))
+
+
+_agent_state = _reader(AgentState, AGENT_STATE)
+_model_state = _reader(ModelState, MODEL_STATE)
+_repo_state = _reader(RepoState, REPO_STATE)
+
+
 def agent_state_from(allowance: AgentAllowance) -> AgentState:
     """The state of an allowance annotated by allowances_with_usage()."""
-    return _state(AgentState, allowance, AGENT_STATE)
+    return _agent_state(allowance)
 
 
 def agent_state(
@@ -293,7 +301,7 @@ def _model_read(model: str, now: datetime) -> prepared.Read | None:
 
 def model_state_from(quota: ModelQuota) -> ModelState:
     """The state of a quota annotated by model_quotas_with_usage()."""
-    return _state(ModelState, quota, MODEL_STATE)
+    return _model_state(quota)
 
 
 def repo_limits_with_usage(now: datetime) -> QuerySet[RepoLimit]:
@@ -338,7 +346,7 @@ def _repo_read(repo: str, now: datetime) -> prepared.Read | None:
 
 def repo_state_from(limit: RepoLimit) -> RepoState:
     """The state of a limit annotated by repo_limits_with_usage()."""
-    return _state(RepoState, limit, REPO_STATE)
+    return _repo_state(limit)
 
 
 @dataclass(frozen=True)
