@@ -1,9 +1,11 @@
 """The admin for budget managers: limits beside today's usage, changed through the engine."""
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseNotAllowed, HttpResponseNotFound, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -12,6 +14,7 @@ from rest_framework_api_key.models import APIKey as LibraryAPIKey
 from simple_history.admin import SimpleHistoryAdmin
 
 from quotas import display, housekeeping, selectors, services
+from quotas.changelog import Actor
 from quotas.forms import AllowanceForm, ModelQuotaForm, RepoLimitForm
 from quotas.models import AgentAllowance, AgentUsage, APIKey, Job, ModelQuota, RepoLimit, UsageEvent
 from quotas.rules import cost_ceiling_microcents, standing
@@ -87,6 +90,28 @@ def cost_column(microcents: str):
         return display.dollars_from_microcents(getattr(obj, microcents))
 
     return cost
+
+
+def confirmation(model_admin, request, queryset, **words) -> tuple[Actor, str] | TemplateResponse:
+    """Who confirmed an action, and why; until a person confirmed it, the page that asks
+    (the action then returns it). Nothing an agent's action changes is changed unasked."""
+    if request.POST.get("confirmed") == "yes":
+        reason = request.POST.get("reason", "").strip()[:500]
+        return Actor.person(request.user), reason
+    return TemplateResponse(
+        request,
+        "admin/quotas/confirm_action.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": words["confirm_label"].removeprefix("Yes, ").capitalize(),
+            "opts": model_admin.model._meta,
+            "objects": list(queryset[:100]),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": request.POST.get("action", ""),
+            **words,
+        },
+    )
 
 
 @admin.register(AgentAllowance)
@@ -172,8 +197,23 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
         permissions=[Permission.RESET_USAGE.value],
     )
     def reset_today(self, request, queryset):
+        confirmed = confirmation(
+            self,
+            request,
+            queryset,
+            question="Give these agents their capacity for today back?",
+            consequence="What they consumed and spent today stays in the books; running jobs "
+            "keep running.",
+            confirm_label="Yes, reset today's usage",
+        )
+        if isinstance(confirmed, TemplateResponse):
+            return confirmed
+        actor, reason = confirmed
         agent_ids = list(queryset.values_list("agent_id", flat=True))
-        reset = sum(housekeeping.reset_usage(agent_id=agent_id) for agent_id in agent_ids)
+        reset = sum(
+            housekeeping.reset_usage(agent_id=agent_id, actor=actor, reason=reason)
+            for agent_id in agent_ids
+        )
         untouched = len(agent_ids) - reset
         note = f" ({display.count(untouched, 'agent')} had no usage today)" if untouched else ""
         self.message_user(
@@ -185,20 +225,35 @@ class AgentAllowanceAdmin(SimpleHistoryAdmin):
 
     @admin.action(description="Pause the selected agents", permissions=["change"])
     def pause(self, request, queryset):
-        changed = services.set_paused(
-            agent_ids=list(queryset.values_list("agent_id", flat=True)), paused=True
-        )
-        self.message_user(
-            request,
-            f"Paused {display.count(changed, 'agent')}. They may start no job until resumed.",
-        )
+        return self._set_paused(request, queryset, paused=True)
 
     @admin.action(description="Resume the selected agents", permissions=["change"])
     def resume(self, request, queryset):
-        changed = services.set_paused(
-            agent_ids=list(queryset.values_list("agent_id", flat=True)), paused=False
+        return self._set_paused(request, queryset, paused=False)
+
+    def _set_paused(self, request, queryset, *, paused: bool):
+        verb = "Pause" if paused else "Resume"
+        confirmed = confirmation(
+            self,
+            request,
+            queryset,
+            question=f"{verb} these agents?",
+            consequence="A paused agent may start no job until it is resumed; running jobs "
+            "keep running."
+            if paused
+            else "They may start jobs again, within their limits.",
+            confirm_label=f"Yes, {verb.lower()} them",
         )
-        self.message_user(request, f"Resumed {display.count(changed, 'agent')}.")
+        if isinstance(confirmed, TemplateResponse):
+            return confirmed
+        actor, reason = confirmed
+        agent_ids = list(queryset.values_list("agent_id", flat=True))
+        changed = services.set_paused(
+            agent_ids=agent_ids, paused=paused, actor=actor, reason=reason
+        )
+        done = "Paused" if paused else "Resumed"
+        note = " They may start no job until resumed." if paused else ""
+        self.message_user(request, f"{done} {display.count(changed, 'agent')}.{note}")
 
 
 @admin.register(ModelQuota)

@@ -96,3 +96,37 @@ def bar(used: int, of: int, text: str):
         of,
         text,
     )
+
+
+# A limit's fields, as the change log, History and read-only pages show them
+
+# Fields whose 0 means "no limit", and how to say it.
+NONE_MEANS = {"cooldown_after_failure": "no cooldown"}
+MONEY_IN_CENTS = {"cost_ceiling"}
+
+
+def field_label(model, name: str) -> str:
+    """'Daily token limit'."""
+    label = str(model._meta.get_field(name).verbose_name)
+    return label[:1].upper() + label[1:]
+
+
+def field_value(model, name: str, value) -> str:
+    """A limit's value in the unit a person reads it in: '$12.50', '1h 30m', 'unlimited',
+    '250,000', 'claude-opus-4, claude-sonnet-4', 'yes'."""
+    field = model._meta.get_field(name)
+    if value is None:
+        return "—"
+    if name in MONEY_IN_CENTS:
+        return "unlimited" if value == 0 else dollars_from_cents(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, timedelta):
+        return duration(value) if value else NONE_MEANS.get(name, "unlimited")
+    if isinstance(value, Decimal):
+        return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value:,}"
+    if isinstance(value, list):
+        return ", ".join(value) if value else "every model"
+    if isinstance(value, int) and field.get_internal_type().endswith("IntegerField"):
+        return limit(value)
+    return str(value)

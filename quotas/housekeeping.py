@@ -15,7 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from quotas import rules, selectors
+from quotas import changelog, display, rules, selectors
+from quotas.changelog import Actor
 from quotas.exceptions import AllowanceNotFound
 from quotas.models import (
     AgentAllowance,
@@ -27,21 +28,28 @@ from quotas.models import (
 )
 from quotas.periods import day_start, minute_start
 from quotas.validators import require_valid
-from quotas.vocabulary import EventKind, JobState
+from quotas.vocabulary import Change, EventKind, JobState, Subject
 
 
 def reset_usage(
-    *, agent_id: str | None = None, now: datetime | None = None, dry_run: bool = False
+    *,
+    agent_id: str | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    actor: Actor | None = None,
+    reason: str = "",
 ) -> int:
-    """Start today afresh for one agent (or every agent): its counters back to zero.
+    """Give one agent (or every agent) its capacity back for today: what counts against its
+    daily limits goes back to zero. What it consumed and spent stays, as facts.
 
-    Running jobs stay running. Each reset is logged with the amounts it removed, so the
-    counters can still be recomputed from the event log. Returns how many agents were (or,
-    with ``dry_run``, would be) reset.
+    Running jobs stay running. Each reset is logged in the event log with the amounts it gave
+    back, so the counters can still be recomputed, and in the change log with who and why.
+    Returns how many agents were (or, with ``dry_run``, would be) reset.
     """
     now = now or timezone.now()
     period = day_start(now)
-    used = reduce(or_, (Q(**{f"{counter}__gt": 0}) for counter in AgentUsage.counters))
+    counted = AgentUsage.limit_counters
+    used = reduce(or_, (Q(**{f"{counter}__gt": 0}) for counter in counted))
     with transaction.atomic():
         usage = AgentUsage.objects.filter(used, period_start=period)
         if agent_id is not None:
@@ -59,13 +67,24 @@ def reset_usage(
                 agent_id=row.agent_id,
                 received_at=now,
                 period_start=period,
-                **{delta: -getattr(row, counter) for counter, delta in AgentUsage.counters.items()},
+                **{AgentUsage.counters[counter]: -getattr(row, counter) for counter in counted},
             )
             for row in rows
         )
         AgentUsage.objects.filter(pk__in=[row.pk for row in rows]).update(
-            **dict.fromkeys(AgentUsage.counters, 0), updated_at=now
+            **dict.fromkeys(counted, 0), updated_at=now
         )
+        for row in rows:
+            changelog.record(
+                change=Change.USAGE_RESET,
+                subject_kind=Subject.AGENT,
+                subject=row.agent_id,
+                summary=f"gave back {display.count(row.tokens_used, 'token')} and "
+                f"{display.count(row.jobs_started, 'job')} of today",
+                actor=actor,
+                reason=reason,
+                at=now,
+            )
     return len(rows)
 
 

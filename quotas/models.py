@@ -8,6 +8,7 @@ a deleted limit and usage can be recorded for a model or repository that has no 
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -21,7 +22,15 @@ from quotas.validators import (
     validate_model_list,
     validate_repo,
 )
-from quotas.vocabulary import APIKeyRole, EventKind, JobState, Permission
+from quotas.vocabulary import (
+    APIKeyRole,
+    Change,
+    EventKind,
+    JobState,
+    Permission,
+    ReasonCode,
+    Subject,
+)
 
 UNLIMITED_HELP = "0 means unlimited."
 MICROCENTS_PER_CENT = 1_000_000
@@ -81,6 +90,16 @@ MODEL_QUOTA_LIMITS = (
 REPO_LIMITS = ("max_daily_prs", "max_daily_issues", "cooldown_after_failure")
 
 
+class HistoryActor(models.Model):
+    """What a limit's history records beside each change: who made it, in words (a person's
+    name, an API key's name, a command)."""
+
+    history_actor = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class Limit(models.Model):
     """What every kind of limit has besides its limits: the id it is known by (in its URL and
     in the books), when it was created and last changed, and the history of who changed what.
@@ -89,7 +108,11 @@ class Limit(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # inherit: each kind of limit gets a history model of its own (HistoricalAgentAllowance...).
-    history = HistoricalRecords(excluded_fields=["created_at", "updated_at"], inherit=True)
+    history = HistoricalRecords(
+        excluded_fields=["created_at", "updated_at", "cooldown_ended_at"],
+        inherit=True,
+        bases=[HistoryActor],
+    )
 
     id_field = ""  # read by __str__ and by the API's serializers and URLs
 
@@ -132,6 +155,7 @@ class AgentAllowance(Limit):
     )
 
     id_field = "agent_id"
+    limit_fields = ALLOWANCE_LIMITS
 
     class Meta:
         ordering = ["agent_id"]
@@ -164,6 +188,7 @@ class ModelQuota(Limit):
     output_price_per_mtok = price("US dollars per million output tokens.")
 
     id_field = "model"
+    limit_fields = MODEL_QUOTA_LIMITS
 
     class Meta:
         ordering = ["model"]
@@ -185,8 +210,17 @@ class RepoLimit(Limit):
     cooldown_after_failure = duration_limit(
         "After a failure, no job may start on this repository for this long. 0 means no cooldown."
     )
+    # Read with the limit by every check on the repository, so that ending a cooldown adds
+    # no lookup to the hot path; not a limit, so not in its history (the change log has it).
+    cooldown_ended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a person last ended a cooldown early.",
+    )
 
     id_field = "repo"
+    limit_fields = REPO_LIMITS
 
     class Meta:
         ordering = ["repo"]
@@ -245,19 +279,42 @@ class AgentUsage(DailyUsage):
     """What one agent used in one quota day."""
 
     agent_id = models.CharField(max_length=ID_MAX_LENGTH)
-    tokens_used = counter(big=True)
-    jobs_started = counter()
+    tokens_used = counter(
+        "Tokens that count against the daily limit: since a reset, if any.", big=True
+    )
+    jobs_started = counter("Jobs that count against the daily limit: since a reset, if any.")
+    tokens_consumed = counter("Every token charged today; a reset does not change it.", big=True)
+    cost_microcents = counter(
+        "What the agent's jobs cost today, in millionths of a cent.", big=True
+    )
+    jobs_run = counter("Every job started today; a reset does not change it.")
 
     subject_field = "agent_id"
     # Each counter, and the event log's delta (rules.Deltas) that it is the sum of over the
     # agent's events of the day: services write both from one Deltas, reconcile sums it back.
-    counters = {"tokens_used": "tokens_delta", "jobs_started": "jobs_delta"}
+    # Only limit_counters count against the daily limits: the rules read them, and a reset's
+    # event gives them back. What was consumed and spent stays a fact (model_tokens_delta is
+    # every charged token, on a model or not).
+    counters = {
+        "tokens_used": "tokens_delta",
+        "jobs_started": "jobs_delta",
+        "tokens_consumed": "model_tokens_delta",
+        "cost_microcents": "cost_delta_microcents",
+        "jobs_run": "jobs_run_delta",
+    }
+    limit_counters = ("tokens_used", "jobs_started")
 
     class Meta:
         ordering = ["-period_start", "agent_id"]
         verbose_name_plural = "agent usage"
         constraints = daily_usage_constraints(
-            "agent_usage", "agent_id", "tokens_used", "jobs_started"
+            "agent_usage",
+            "agent_id",
+            "tokens_used",
+            "jobs_started",
+            "tokens_consumed",
+            "cost_microcents",
+            "jobs_run",
         )
         indexes = [day_index("agent_usage", "agent_id")]
 
@@ -296,8 +353,10 @@ class RepoUsage(DailyUsage):
     last_failure_at = models.DateTimeField(null=True, blank=True)
 
     subject_field = "repo"
-    # Each counter, and the repository event it counts (reconcile counts them back).
+    # Each counter, and the repository event it counts; each moment, and the events whose
+    # latest it is (reconcile recomputes both from the event log).
     counted_events = {"prs_opened": EventKind.PR_OPENED, "issues_opened": EventKind.ISSUE_OPENED}
+    moments = {"last_failure_at": (EventKind.REPO_FAILURE, EventKind.JOB_FAILED)}
 
     class Meta:
         ordering = ["-period_start", "repo"]
@@ -332,24 +391,33 @@ class ModelMinuteUsage(models.Model):
 
 
 class RefusalCount(DailyUsage):
-    """How often an agent was refused, and by which rule, in one quota day. A statistic for
-    the dashboard, not part of the books: it limits nothing."""
+    """How often an agent was refused, by which rule, on which model and repository, in one
+    quota day, and when last. A statistic for budget managers, not part of the books: it
+    limits nothing."""
 
     agent_id = models.CharField(max_length=ID_MAX_LENGTH)
-    reason_code = models.CharField(max_length=32)
+    reason_code = models.CharField(max_length=32, choices=ReasonCode.choices)
+    model = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
+    repo = models.CharField(max_length=ID_MAX_LENGTH, blank=True)
     refusals = counter()
+    last_refused_at = models.DateTimeField(null=True)
 
     subject_field = "agent_id"
 
     class Meta:
-        ordering = ["-period_start", "agent_id", "reason_code"]
+        ordering = ["-period_start", "-last_refused_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["agent_id", "reason_code", "period_start"], name="refusal_count_day_unique"
+                fields=["agent_id", "reason_code", "model", "repo", "period_start"],
+                name="refusal_count_day_unique",
             ),
             *non_negative("refusal_count", "refusals"),
         ]
-        indexes = [models.Index(fields=["period_start"], name="refusal_count_period_idx")]
+        indexes = [
+            models.Index(fields=["period_start"], name="refusal_count_period_idx"),
+            # An agent's refusals, newest first (its page, and its last activity).
+            models.Index(fields=["agent_id", "-last_refused_at"], name="refusal_count_agent_idx"),
+        ]
 
 
 class Job(models.Model):
@@ -435,6 +503,7 @@ class UsageEvent(models.Model):
     model_tokens_delta = models.BigIntegerField(default=0)
     cost_delta_microcents = models.BigIntegerField(default=0)
     requests_delta = models.IntegerField(default=0)
+    jobs_run_delta = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -458,6 +527,39 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.agent_id}/{self.job_id}"
+
+
+class ChangeLog(models.Model):
+    """Every change to a limit and every action on the books, with who did it and why.
+
+    Append-only, like the event log: limit changes are written when their history is
+    (quotas.changelog), actions by the services that carry them out.
+    """
+
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=300, help_text="Who: a person, an API key, a command.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    change = models.CharField(max_length=20, choices=Change.choices)
+    subject_kind = models.CharField(max_length=8, choices=Subject.choices)
+    subject = models.CharField(max_length=2 * ID_MAX_LENGTH + 1)
+    summary = models.TextField(help_text="What changed, in words and units.")
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = verbose_name_plural = "change log"
+        indexes = [
+            models.Index(fields=["-at"], name="change_log_at_idx"),
+            # One subject's changes, newest first: an agent's last reset today, say.
+            models.Index(
+                fields=["subject_kind", "subject", "change", "-at"], name="change_log_subject_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_change_display()} {self.subject} by {self.actor}"
 
 
 class APIKey(AbstractAPIKey):

@@ -103,10 +103,12 @@ class CompiledRead(NamedTuple):
 
 
 class CompiledUpsert(NamedTuple):
-    """quotas.upserts' statement for one usage model and shape, with its constant defaults."""
+    """quotas.upserts' statement for one usage model and shape: the constant defaults bound
+    as parameters, and the fields whose default is written into the statement."""
 
     sql: str
     defaults: dict[str, Any]
+    inlined: frozenset[str]
 
 
 @dataclass

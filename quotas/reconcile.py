@@ -22,7 +22,6 @@ from quotas.rules import HOUR
 from quotas.vocabulary import USAGE_EVENTS, EventKind
 
 AGENT_EVENTS = [*USAGE_EVENTS, EventKind.USAGE_RESET]
-FAILURES = [EventKind.REPO_FAILURE, EventKind.JOB_FAILED]
 
 
 def _sums(usage_model) -> dict:
@@ -42,7 +41,10 @@ BOOKS = [
                 counter: Count("pk", filter=Q(event=event))
                 for counter, event in RepoUsage.counted_events.items()
             },
-            "last_failure_at": Max("received_at", filter=Q(event__in=FAILURES)),
+            **{
+                moment: Max("received_at", filter=Q(event__in=events))
+                for moment, events in RepoUsage.moments.items()
+            },
         },
         ~Q(repo=""),
     ),

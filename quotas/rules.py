@@ -221,10 +221,16 @@ def overdue_sql(since: datetime) -> Q:
 
 
 def cooldown_until(
-    last_failure_at: datetime | None, cooldown: timedelta, now: datetime
+    last_failure_at: datetime | None,
+    cooldown: timedelta,
+    now: datetime,
+    ended_at: datetime | None = None,
 ) -> datetime | None:
-    """When a repository's cooldown after its last failure ends, if it is still running."""
+    """When a repository's cooldown after its last failure ends, if it is still running: not
+    when a person ended it (``ended_at``) after that failure."""
     if not cooldown or last_failure_at is None:
+        return None
+    if ended_at is not None and ended_at >= last_failure_at:
         return None
     ends = last_failure_at + cooldown
     return ends if ends > now else None
@@ -295,11 +301,13 @@ class Deltas(NamedTuple):
     model_tokens_delta: int = 0
     cost_delta_microcents: int = 0
     requests_delta: int = 0
+    jobs_run_delta: int = 0
 
 
 def start_deltas(*, on_model: bool) -> Deltas:
-    """A start counts one job for the agent and, on a model, one request for the model."""
-    return Deltas(jobs_delta=1, requests_delta=1 if on_model else 0)
+    """A start counts one job for the agent (against its limit, and as a job run) and, on a
+    model, one request for the model."""
+    return Deltas(jobs_delta=1, requests_delta=1 if on_model else 0, jobs_run_delta=1)
 
 
 def end_deltas(charged: Charge) -> Deltas:
@@ -373,7 +381,10 @@ class RepoState:
     last_failure_at: datetime | None
 
     def cooldown_until(self, now: datetime) -> datetime | None:
-        return cooldown_until(self.last_failure_at, self.limit.cooldown_after_failure, now)
+        limit = self.limit
+        return cooldown_until(
+            self.last_failure_at, limit.cooldown_after_failure, now, limit.cooldown_ended_at
+        )
 
 
 def agent_status(agent: AgentState) -> Standing:
@@ -394,9 +405,10 @@ def standing(agent: AgentState) -> Standing:
 def after_report(agent: AgentState, deltas: Deltas, *, running_change: int) -> AgentState:
     """The agent's state read before a report, moved on by what the report changed: what a
     new read would give, without the statement (tests/test_usage.py holds them equal)."""
+    delta_of = AgentUsage.counters
     moved = {
-        counter: getattr(agent, counter) + getattr(deltas, delta)
-        for counter, delta in AgentUsage.counters.items()
+        counter: getattr(agent, counter) + getattr(deltas, delta_of[counter])
+        for counter in AgentUsage.limit_counters
     }
     return replace(agent, **moved, running_jobs=agent.running_jobs + running_change)
 

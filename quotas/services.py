@@ -13,7 +13,8 @@ from functools import cached_property
 from django.db import transaction
 from django.utils import timezone
 
-from quotas import prepared, rules, selectors
+from quotas import changelog, display, prepared, rules, selectors
+from quotas.changelog import Actor
 from quotas.exceptions import AllowanceNotFound, InvalidInput, UsageConflict
 from quotas.housekeeping import expire_jobs
 from quotas.models import (
@@ -24,6 +25,7 @@ from quotas.models import (
     ModelQuota,
     ModelUsage,
     RefusalCount,
+    RepoLimit,
     RepoUsage,
     UsageEvent,
 )
@@ -31,7 +33,7 @@ from quotas.periods import day_start, minute_start
 from quotas.rules import AgentState, Deltas, QuotaCheckResult, UsageRecord
 from quotas.upserts import add_to_usage, lock_copy_of_default_allowance
 from quotas.validators import DEFAULT_AGENT_ID, require_token_counts, require_valid
-from quotas.vocabulary import ENDED_STATES, REPO_EVENTS, EventKind, JobState
+from quotas.vocabulary import ENDED_STATES, REPO_EVENTS, Change, EventKind, JobState, Subject
 
 # What a final report changes on a job it found in the ledger (the model, when the report
 # names one for a job dispatched without).
@@ -106,7 +108,7 @@ def check(
         action=action,
         now=now,
     )
-    _count_refusal(agent_id, result, now)
+    _count_refusal(result, now, agent_id=agent_id, model=model, repo=repo)
     return result
 
 
@@ -150,7 +152,7 @@ def dispatch(
             now=now,
         )
         if not result.allowed:
-            _count_refusal(agent_id, result, now)
+            _count_refusal(result, now, agent_id=agent_id, model=model, repo=repo)
             return DispatchResult(result, None)
         result = rules.counting_the_job(result)
         job = Job(
@@ -352,20 +354,85 @@ def record_repo_event(
 # Limits
 
 
-def set_paused(*, agent_ids: list[str], paused: bool) -> int:
+def set_paused(
+    *, agent_ids: list[str], paused: bool, actor: Actor | None = None, reason: str = ""
+) -> int:
     """Pause or resume agents; returns how many changed.
 
-    Each allowance is saved on its own rather than bulk-updated, so that its history records
-    who paused it and when.
+    Each allowance is saved on its own rather than bulk-updated, so that its history and the
+    change log record who paused it, when and why.
     """
     changed = 0
-    with transaction.atomic():
+    with transaction.atomic(), changelog.acting(actor or changelog.current()):
         allowances = AgentAllowance.objects.select_for_update().filter(agent_id__in=agent_ids)
         for allowance in allowances.exclude(paused=paused):
             allowance.paused = paused
+            allowance._change_reason = reason  # read by the history
             allowance.save(update_fields=["paused", "updated_at"])
             changed += 1
     return changed
+
+
+# Actions of people on the books
+
+
+def end_cooldown(
+    *, repo: str, actor: Actor | None = None, reason: str = "", now: datetime | None = None
+) -> None:
+    """End a repository's cooldown after a failure now, rather than when it would run out."""
+    require_valid(repo=repo)
+    now = now or timezone.now()
+    with transaction.atomic():
+        state = selectors.repo_state(repo, now=now)
+        until = state.cooldown_until(now) if state else None
+        if until is None:
+            raise InvalidInput(f"{repo} is not cooling down", field="repo")
+        # An update, not a save: the end of a cooldown is not a change of the limit.
+        RepoLimit.objects.filter(repo=repo).update(cooldown_ended_at=now)
+        entry = UsageEvent(
+            event=EventKind.COOLDOWN_ENDED, repo=repo, received_at=now, period_start=day_start(now)
+        )
+        entry.save()
+        left = display.minutes_left(until - now)
+        changelog.record(
+            change=Change.COOLDOWN_ENDED,
+            subject_kind=Subject.REPO,
+            subject=repo,
+            summary=f"cooldown ended {left} early",
+            actor=actor,
+            reason=reason,
+            at=now,
+        )
+
+
+def cancel_job(
+    *,
+    agent_id: str,
+    job_id: str,
+    actor: Actor | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> UsageResult:
+    """Cancel a running job as its dispatcher would (a ``job_cancelled`` report: it frees its
+    slot and is charged nothing), on behalf of a person; the change log says who."""
+    with transaction.atomic():
+        job = Job.objects.filter(agent_id=agent_id, job_id=job_id).first()
+        if job is None or job.state != JobState.RUNNING:
+            state = "not known" if job is None else job.state
+            raise InvalidInput(f"job {job_id} of {agent_id} is not running ({state})")
+        outcome = record_usage(
+            agent_id=agent_id, job_id=job_id, event=EventKind.JOB_CANCELLED, now=now
+        )
+        changelog.record(
+            change=Change.JOB_CANCELLED,
+            subject_kind=Subject.JOB,
+            subject=f"{agent_id}/{job_id}",
+            summary="cancelled: its slot is free, nothing charged",
+            actor=actor,
+            reason=reason,
+            at=now,
+        )
+    return outcome
 
 
 # Helpers
@@ -409,15 +476,17 @@ def _first_decision(job: Job, agent: AgentState, model: rules.ModelState | None)
     return rules.admission(agent, model)
 
 
-def _count_refusal(agent_id: str, result: QuotaCheckResult, now: datetime) -> None:
-    """Tally a refusal for the dashboard; the books themselves do not change."""
+def _count_refusal(result: QuotaCheckResult, now: datetime, **subject: str) -> None:
+    """Tally a refusal (of agent_id=, on model= and repo=) for budget managers to look into;
+    the books themselves do not change."""
     if not result.allowed:
         counted = _count(
             RefusalCount,
             Report(now),
             add={"refusals": 1},
-            agent_id=agent_id,
+            set_={"last_refused_at": now},
             reason_code=result.reason_code,
+            **subject,
         )
         prepared.write(counted)
 

@@ -41,28 +41,44 @@ def add_to_usage(
     db = connections[DEFAULT_DB_ALIAS]  # this thread's own, where its statements are cached
     cache = prepared.compiled(db).upserts
     if shape not in cache:
-        # A field the shape leaves out takes its default; a constant one is prepared once.
+        # A field the shape leaves out takes its default; a constant one is prepared once,
+        # and a 0 or NULL is written into the statement itself: psycopg caches how it parses
+        # a statement of at most 50 parameters, and a dispatch's writes go as one statement.
         defaults = {
             f.name: f.get_db_prep_save(f.get_default(), db)
             for f in fields
             if f.name not in given and not callable(f.default)
         }
-        cache[shape] = prepared.CompiledUpsert(
-            _upsert(usage_model, fields, key, add, set_), defaults
-        )
-    statement, defaults = cache[shape]
+        literals = {name: _literal(value) for name, value in defaults.items()}
+        literals = {name: sql for name, sql in literals.items() if sql is not None}
+        statement = _upsert(usage_model, fields, key, add, set_, literals)
+        bound = {name: value for name, value in defaults.items() if name not in literals}
+        cache[shape] = prepared.CompiledUpsert(statement, bound, frozenset(literals))
+    statement, defaults, inlined = cache[shape]
     values = [
         defaults[f.name]
         if f.name in defaults
         else f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), db)
         for f in fields
+        if f.name not in inlined
     ]
     guards = [BIGINT_MAX - amount for amount in add.values()]
     row = (usage_model._meta.db_table, *key.values())
     return Write(statement, [*values, *guards], "1", done, row=row)
 
 
-def _upsert(usage_model, fields: list, key: dict, add: dict, set_: dict) -> str:
+def _literal(value) -> str | None:
+    """A constant as SQL text, for the few that are safe to write so: NULL and integers."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    return None
+
+
+def _upsert(
+    usage_model, fields: list, key: dict, add: dict, set_: dict, literals: dict[str, str]
+) -> str:
     qn = connection.ops.quote_name
     table = qn(usage_model._meta.db_table)
     assignments = [f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in add]
@@ -70,7 +86,7 @@ def _upsert(usage_model, fields: list, key: dict, add: dict, set_: dict) -> str:
     guards = [f"{table}.{qn(c)} <= %s" for c in add] or ["1 = 1"]
     return (
         f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"VALUES ({', '.join(literals.get(f.name, '%s') for f in fields)}) "
         f"ON CONFLICT ({', '.join(qn(c) for c in key)}) DO UPDATE SET {', '.join(assignments)} "
         f"WHERE {' AND '.join(guards)}"
     )

@@ -28,6 +28,7 @@ class EventKind(models.TextChoices):
     PR_OPENED = "pr_opened"
     ISSUE_OPENED = "issue_opened"
     REPO_FAILURE = "failure"
+    COOLDOWN_ENDED = "cooldown_ended"
 
 
 # What a dispatcher reports about a job (POST /api/v1/usage), and the final ones among them
@@ -55,6 +56,29 @@ class Standing(models.TextChoices):
     WARNING = "warning", "Warning"
     EXCEEDED = "exceeded", "Exceeded"
     PAUSED = "paused", "Paused"
+
+
+class Change(models.TextChoices):
+    """What an entry of the change log records."""
+
+    LIMIT_ADDED = "limit_added", "limit added"
+    LIMIT_CHANGED = "limit_changed", "limit changed"
+    LIMIT_DELETED = "limit_deleted", "limit deleted"
+    PAUSED = "paused", "agent paused"
+    RESUMED = "resumed", "agent resumed"
+    USAGE_RESET = "usage_reset", "usage reset"
+    COOLDOWN_ENDED = "cooldown_ended", "cooldown ended"
+    JOB_CANCELLED = "job_cancelled", "job cancelled"
+    IMPORT = "import", "limits imported"
+
+
+class Subject(models.TextChoices):
+    """What a change log entry is about."""
+
+    AGENT = "agent"
+    MODEL = "model"
+    REPO = "repo", "repository"
+    JOB = "job"
 
 
 class Action(models.TextChoices):

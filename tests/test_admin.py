@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from quotas import services
-from quotas.models import AgentAllowance, AgentUsage, APIKey, Job
+from quotas.models import AgentAllowance, AgentUsage, APIKey, ChangeLog, Job
 from tests.conftest import run_job
 
 AGENTS = "/admin/quotas/agentallowance/"
@@ -199,26 +199,39 @@ def test_reset_action_starts_the_selected_agents_day_afresh(login, make_allowanc
     make_allowance("b", daily_token_limit=100)
     use("a", tokens=100, jobs=1)
     use("b", tokens=100)
-    response = login().post(
-        AGENTS,
-        {
-            "action": "reset_today",
-            "_selected_action": [str(AgentAllowance.objects.get(agent_id="a").pk)],
-        },
-        follow=True,
+    client = login()
+    chosen = {
+        "action": "reset_today",
+        "_selected_action": [str(AgentAllowance.objects.get(agent_id="a").pk)],
+    }
+    asked = client.post(AGENTS, chosen)
+    # First the question, and nothing changed yet.
+    assert "Give these agents their capacity for today back?" in asked.content.decode()
+    assert dict(AgentUsage.objects.values_list("agent_id", "tokens_used")) == {"a": 100, "b": 100}
+    response = client.post(
+        AGENTS, {**chosen, "confirmed": "yes", "reason": "migration rerun"}, follow=True
     )
     assert "Started today afresh for 1 of 1 selected agents" in response.content.decode()
     assert dict(AgentUsage.objects.values_list("agent_id", "tokens_used")) == {"a": 0, "b": 100}
     assert Job.objects.get(agent_id="a", job_id="run-0").state == "running"
+    entry = ChangeLog.objects.get(change="usage_reset")
+    assert (entry.change, entry.subject, entry.actor, entry.reason) == (
+        "usage_reset",
+        "a",
+        "budget",
+        "migration rerun",
+    )
+    assert entry.summary == "gave back 100 tokens and 1 job of today"
 
 
 def test_pause_and_resume_actions_are_recorded_in_history_with_the_user(login, make_allowance):
     allowance = make_allowance()
     client = login()
-    client.post(AGENTS, {"action": "pause", "_selected_action": [str(allowance.pk)]})
+    chosen = {"_selected_action": [str(allowance.pk)], "confirmed": "yes"}
+    client.post(AGENTS, {**chosen, "action": "pause", "reason": "runaway loop"})
     assert AgentAllowance.objects.get().paused is True
     assert services.check(agent_id="agent-1").reason == "agent paused"
-    client.post(AGENTS, {"action": "resume", "_selected_action": [str(allowance.pk)]})
+    client.post(AGENTS, {**chosen, "action": "resume"})
     assert AgentAllowance.objects.get().paused is False
     history = list(
         AgentAllowance.history.order_by("history_id").values_list(
@@ -226,6 +239,8 @@ def test_pause_and_resume_actions_are_recorded_in_history_with_the_user(login, m
         )
     )
     assert history[-2:] == [(True, "budget"), (False, "budget")]
+    log = ChangeLog.objects.order_by("id").values_list("change", "actor", "reason")
+    assert list(log)[-2:] == [("paused", "budget", "runaway loop"), ("resumed", "budget", "")]
 
 
 # Editing an agent

@@ -868,19 +868,24 @@ def test_a_patch_with_a_negative_price_changes_nothing(admin_api, make_model_quo
     assert ModelQuota.objects.get().input_price_per_mtok == Decimal("3")
 
 
-def test_history_names_the_api_key_behind_every_change(admin_api, db):
-    from quotas.models import AgentAllowance, APIKey
+def test_history_and_the_change_log_name_the_api_key_behind_every_change(admin_api, db):
+    from quotas.models import AgentAllowance, APIKey, ChangeLog
 
     key = APIKey.objects.get(role="admin")
     admin_api.post("/api/v1/allowances", {"agent_id": "bot", "daily_token_limit": 5}, format="json")
     admin_api.patch("/api/v1/allowances/bot", {"daily_token_limit": 9}, format="json")
     admin_api.delete("/api/v1/allowances/bot")
     history = AgentAllowance.history.order_by("history_id")
-    reason = f"API key '{key.name}' ({key.prefix})"
-    assert list(
-        history.values_list("history_type", "daily_token_limit", "history_change_reason")
-    ) == [
-        ("+", 5, reason),
-        ("~", 9, reason),
-        ("-", 9, reason),
+    actor = f"API key '{key.name}' ({key.prefix})"
+    assert list(history.values_list("history_type", "daily_token_limit", "history_actor")) == [
+        ("+", 5, actor),
+        ("~", 9, actor),
+        ("-", 9, actor),
     ]
+    log = ChangeLog.objects.order_by("id").values_list("change", "subject", "actor", "summary")
+    assert [entry[:3] for entry in log] == [
+        ("limit_added", "bot", actor),
+        ("limit_changed", "bot", actor),
+        ("limit_deleted", "bot", actor),
+    ]
+    assert log[1][3] == "Daily token limit: 5 → 9"

@@ -55,7 +55,7 @@ def test_reconcile_recomputes_every_counter(usage_model):
 
 
 def test_a_repositorys_counters_each_count_one_kind_of_event():
-    assert counter_fields(RepoUsage) == {*RepoUsage.counted_events, "last_failure_at"}
+    assert counter_fields(RepoUsage) == {*RepoUsage.counted_events, *RepoUsage.moments}
     assert len(set(RepoUsage.counted_events.values())) == len(RepoUsage.counted_events)
 
 
@@ -65,13 +65,16 @@ def test_the_per_minute_count_has_the_one_counter_reconcile_compares():
     assert counter_fields(ModelMinuteUsage) == {"requests"}
 
 
-def test_an_agents_state_and_usage_record_carry_every_agent_counter():
+def test_an_agents_state_and_usage_record_carry_every_counter_that_counts_against_a_limit():
     state = {field.name for field in fields(rules.AgentState)}
     record = {field.name for field in fields(rules.UsageRecord)}
-    assert set(AgentUsage.counters) <= state & record
+    assert set(AgentUsage.limit_counters) <= set(AgentUsage.counters)
+    assert set(AgentUsage.limit_counters) <= state & record
+    # What was consumed is a fact of the books, never a rule's input.
+    assert not (set(AgentUsage.counters) - set(AgentUsage.limit_counters)) & state
 
 
-@pytest.mark.parametrize("counter", sorted(AgentUsage.counters))
+@pytest.mark.parametrize("counter", sorted(AgentUsage.limit_counters))
 def test_a_reports_answer_moves_each_agent_counter_by_its_delta(make_allowance, counter):
     agent = rules.AgentState(
         allowance=make_allowance(),
@@ -83,7 +86,7 @@ def test_a_reports_answer_moves_each_agent_counter_by_its_delta(make_allowance, 
     moved = rules.after_report(
         agent, rules.Deltas(**{AgentUsage.counters[counter]: 7}), running_change=-1
     )
-    expected = {name: getattr(agent, name) for name in AgentUsage.counters}
+    expected = {name: getattr(agent, name) for name in AgentUsage.limit_counters}
     expected[counter] += 7
-    assert {name: getattr(moved, name) for name in AgentUsage.counters} == expected
+    assert {name: getattr(moved, name) for name in AgentUsage.limit_counters} == expected
     assert moved.running_jobs == 1

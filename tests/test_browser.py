@@ -153,6 +153,8 @@ def run_action(page, agent_ids, action):
         page.get_by_role("row").filter(has_text=agent_id).get_by_role("checkbox").check()
     page.locator("select[name=action]").select_option(label=action)
     page.get_by_role("button", name="Go").click()
+    # Nothing happens unasked: a page names the agents and asks to confirm.
+    page.get_by_role("button", name=re.compile(r"^Yes, ")).click()
     page.wait_for_load_state()
 
 

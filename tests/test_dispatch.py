@@ -186,3 +186,22 @@ def test_refusals_are_tallied_by_agent_and_rule_for_the_dashboard(make_allowance
         ("agent-1", "concurrent_jobs", 2, day_start(now)),
         ("agent-1", "model_not_allowed", 1, day_start(now)),
     ]
+
+
+def test_a_refusal_is_tallied_with_its_model_repository_and_last_time(
+    make_allowance, make_repo_limit, now
+):
+    make_allowance(concurrent_jobs=1)
+    make_repo_limit(max_daily_prs=0)
+    services.dispatch(agent_id="agent-1", job_id="job-1", model="m", now=now)
+    later = now + timedelta(minutes=5)
+    services.check(agent_id="agent-1", model="m", repo="octo-org/api", now=now)
+    services.check(agent_id="agent-1", model="m", repo="octo-org/api", now=later)
+    services.dispatch(agent_id="agent-1", job_id="job-2", model="m", now=later)
+    tally = RefusalCount.objects.order_by("repo").values_list(
+        "reason_code", "model", "repo", "refusals", "last_refused_at"
+    )
+    assert list(tally) == [
+        ("concurrent_jobs", "m", "", 1, later),
+        ("concurrent_jobs", "m", "octo-org/api", 2, later),
+    ]

@@ -11,6 +11,8 @@ from quotas import housekeeping, selectors, services
 from quotas.exceptions import AllowanceNotFound
 from quotas.models import AgentUsage, Job, ModelMinuteUsage, ModelUsage, RepoUsage, UsageEvent
 from quotas.periods import day_start
+from quotas.reconcile import reconcile_usage
+from tests.conftest import run_job
 
 
 def fill(agent_id, now, jobs=1, tokens=50):
@@ -161,3 +163,19 @@ def test_command_with_an_unknown_agent_fails_clearly_and_changes_nothing(make_al
         run_command("--agent", "ghost")
     assert AgentUsage.objects.filter(closed_at__isnull=False).count() == 0
     assert Job.objects.filter(state="expired").count() == 0
+
+
+def test_a_reset_gives_capacity_back_but_consumption_and_spend_stay(
+    make_allowance, make_model_quota, now
+):
+    make_allowance("a", daily_token_limit=1_000)
+    make_model_quota("m", input_price_per_mtok=10)  # 1,000 tokens cost 1 cent
+    run_job("a", "j1", now=now, model="m", tokens_in=600)
+    housekeeping.reset_usage(agent_id="a", now=now)
+    run_job("a", "j2", now=now, model="m", tokens_in=300)
+    usage = AgentUsage.objects.get()
+    assert (usage.tokens_used, usage.jobs_started) == (300, 1)  # against the limit
+    assert (usage.tokens_consumed, usage.jobs_run, usage.cost_microcents) == (900, 2, 900_000)
+    assert services.check(agent_id="a", now=now).remaining_tokens == 700
+    assert ModelUsage.objects.get().tokens_used == usage.tokens_consumed
+    assert reconcile_usage() == []

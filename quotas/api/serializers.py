@@ -7,7 +7,6 @@ from django.db import DatabaseError, IntegrityError, transaction
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.validators import ProhibitSurrogateCharactersValidator, UniqueValidator
-from simple_history.utils import update_change_reason
 
 from quotas.api.fields import SecondsField, StrictIntegerField
 from quotas.models import (
@@ -34,10 +33,6 @@ from quotas.validators import (
     validate_repo,
 )
 from quotas.vocabulary import REPO_EVENTS, USAGE_EVENTS
-
-
-def changed_by_key(api_key) -> str:
-    return f"API key '{api_key.name}' ({api_key.prefix})"
 
 
 class IdField(serializers.CharField):
@@ -113,6 +108,16 @@ class RepoEventInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=REPO_EVENTS)
     agent_id = optional_id(validate_agent_id)
     timestamp = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class ResetInput(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=500,
+        help_text="Why, for the change log.",
+    )
 
 
 class JobFilter(serializers.Serializer):
@@ -262,14 +267,7 @@ class LimitSerializer(serializers.ModelSerializer):
         except IntegrityError:
             message = self.fields[self.id_field].validators[-1].message
             raise serializers.ValidationError({self.id_field: [message]}) from None
-        self._note_who(instance)
         return instance
-
-    def _note_who(self, instance) -> None:
-        """History names the person behind an admin change; through the API it is the key."""
-        request = self.context.get("request")
-        if request is not None and request.auth is not None:
-            update_change_reason(instance, changed_by_key(request.auth))
 
     def update(self, instance, validated_data):
         for field, value in validated_data.items():
@@ -281,7 +279,6 @@ class LimitSerializer(serializers.ModelSerializer):
             if type(instance).objects.filter(pk=instance.pk).exists():
                 raise
             raise NotFound(f"{getattr(instance, self.id_field)} was deleted meanwhile.") from None
-        self._note_who(instance)
         return instance
 
 

@@ -20,10 +20,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from quotas import housekeeping, selectors, services
+from quotas import changelog, housekeeping, selectors, services
 from quotas.api import serializers as s
 from quotas.api.auth import HasAdminKey, ReadAnyWriteAdmin
 from quotas.api.logging import note
+from quotas.changelog import Actor
 from quotas.models import Job
 
 ERRORS = {
@@ -188,9 +189,11 @@ class RepoUsageView(APIView):
 class AgentResetView(APIView):
     permission_classes = [HasAdminKey]
 
-    @extend_schema(request=None, responses={200: s.UsageRecordSerializer, **ERRORS})
+    @extend_schema(request=s.ResetInput, responses={200: s.UsageRecordSerializer, **ERRORS})
     def post(self, request, agent_id):
-        housekeeping.reset_usage(agent_id=agent_id)
+        reason = parsed(s.ResetInput, request.data or {})["reason"]
+        actor = Actor.api_key(request.auth)
+        housekeeping.reset_usage(agent_id=agent_id, actor=actor, reason=reason)
         record = selectors.usage_record(agent_id=agent_id)
         return Response(rendered(s.UsageRecordSerializer, record))
 
@@ -270,9 +273,17 @@ class LimitViewSet(viewsets.ModelViewSet):
         cls.lookup_field = limit_model.id_field
         limit_schema(cls.serializer_class)(cls)
 
+    def perform_create(self, serializer):
+        with changelog.acting(Actor.api_key(self.request.auth)):
+            super().perform_create(serializer)
+
+    def perform_update(self, serializer):
+        with changelog.acting(Actor.api_key(self.request.auth)):
+            super().perform_update(serializer)
+
     def perform_destroy(self, instance):
-        instance._change_reason = s.changed_by_key(self.request.auth)  # read by the history
-        instance.delete()
+        with changelog.acting(Actor.api_key(self.request.auth)):
+            instance.delete()
 
 
 class AllowanceViewSet(LimitViewSet):

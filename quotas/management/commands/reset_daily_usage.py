@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from quotas import housekeeping
+from quotas.changelog import Actor
 from quotas.exceptions import QuotaError
 
 
@@ -15,13 +16,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--agent", metavar="ID", help="Also reset this agent's usage today.")
         parser.add_argument(
+            "--reason", default="", help="With --agent: why, for the change log (optional)."
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="Say what would change; change nothing."
         )
 
-    def handle(self, *args, agent=None, dry_run=False, **options):
+    def handle(self, *args, agent=None, dry_run=False, reason="", **options):
+        actor = Actor.command("reset_daily_usage")
         try:
             # The reset goes first: an unknown agent stops the command before anything changed.
-            reset = housekeeping.reset_usage(agent_id=agent, dry_run=dry_run) if agent else None
+            reset = (
+                housekeeping.reset_usage(
+                    agent_id=agent, dry_run=dry_run, actor=actor, reason=reason
+                )
+                if agent
+                else None
+            )
         except QuotaError as exc:
             raise CommandError(exc.message) from None
         closed = housekeeping.close_finished_days(dry_run=dry_run)
