@@ -1,117 +1,21 @@
-"""The admin for budget managers: limits beside today's usage, changed through the engine."""
+"""The limits budget managers set (agents' allowances, model quotas, repository limits),
+beside today's usage, changed through the engine."""
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.http import HttpResponseNotAllowed, HttpResponseNotFound, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from rest_framework_api_key.admin import APIKeyModelAdmin
-from rest_framework_api_key.models import APIKey as LibraryAPIKey
 from simple_history.admin import SimpleHistoryAdmin
 
 from quotas import display, housekeeping, selectors, services
-from quotas.changelog import Actor
+from quotas.admin.common import StandingFilter, confirmation, used_of_column
 from quotas.forms import AllowanceForm, ModelQuotaForm, RepoLimitForm
-from quotas.models import AgentAllowance, AgentUsage, APIKey, Job, ModelQuota, RepoLimit, UsageEvent
+from quotas.models import AgentAllowance, AgentUsage, Job, ModelQuota, RepoLimit
 from quotas.rules import cost_ceiling_microcents, standing
-from quotas.vocabulary import Permission, Standing
+from quotas.vocabulary import Permission
 
 RECENT_JOBS = 10
-
-
-class StandingFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return Standing.choices
-
-    def queryset(self, request, queryset):
-        if self.value() in Standing.values:
-            return selectors.filter_by_standing(queryset, self.value())
-        return queryset
-
-
-class TextFilter(admin.SimpleListFilter):
-    """A filter typed into a box: there may be far too many agents to list them all."""
-
-    template = "admin/quotas/text_filter.html"
-
-    def lookups(self, request, model_admin):
-        return [("", "")]  # the sidebar only shows filters that have lookups
-
-    def choices(self, changelist):
-        params = changelist.get_filters_params()
-        others = [
-            (name, value)
-            for name, values in params.items()
-            if name != self.parameter_name
-            for value in (values if isinstance(values, list) else [values])
-        ]
-        yield {"query_parts": others, "value": self.value() or ""}
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(**{self.parameter_name: self.value()})
-        return queryset
-
-
-class AgentFilter(TextFilter):
-    title = "agent"
-    parameter_name = "agent_id"
-
-
-class ModelFilter(TextFilter):
-    title = "model"
-    parameter_name = "model"
-
-
-def used_of_column(description: str, used: str, limit: str, *, bar: bool = False):
-    """A column '1,234 of 10,000' of the ``used`` and ``limit`` fields, sorted by ``used``;
-    with ``bar``, drawn as a progress bar too."""
-
-    @admin.display(description=description, ordering=used)
-    def column(self, obj):
-        text = display.used_of(getattr(obj, used), getattr(obj, limit))
-        return display.bar(getattr(obj, used), getattr(obj, limit), text) if bar else text
-
-    return column
-
-
-def cost_column(microcents: str):
-    """A column of the cost in the ``microcents`` field, in dollars, sorted by it."""
-
-    @admin.display(description="cost", ordering=microcents)
-    def cost(self, obj):
-        return display.dollars_from_microcents(getattr(obj, microcents))
-
-    return cost
-
-
-def confirmation(model_admin, request, queryset, **words) -> tuple[Actor, str] | TemplateResponse:
-    """Who confirmed an action, and why; until a person confirmed it, the page that asks
-    (the action then returns it). Nothing an agent's action changes is changed unasked."""
-    if request.POST.get("confirmed") == "yes":
-        reason = request.POST.get("reason", "").strip()[:500]
-        return Actor.person(request.user), reason
-    return TemplateResponse(
-        request,
-        "admin/quotas/confirm_action.html",
-        {
-            **model_admin.admin_site.each_context(request),
-            "title": words["confirm_label"].removeprefix("Yes, ").capitalize(),
-            "opts": model_admin.model._meta,
-            "objects": list(queryset[:100]),
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action": request.POST.get("action", ""),
-            **words,
-        },
-    )
 
 
 @admin.register(AgentAllowance)
@@ -304,108 +208,3 @@ class RepoLimitAdmin(SimpleHistoryAdmin):
         if until is None:
             return "—"
         return f"cooling down, {display.minutes_left(until - now)} left"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Books are written by the engine only: people may look, never add, edit or delete."""
-
-    # Counting a ledger of millions twice per page is the slowest part of a list; once is enough.
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class BooksAdmin(ReadOnlyAdmin):
-    """The job ledger and the usage event log, searched by job id or by an agent's exact id."""
-
-    search_fields = ["job_id", "=agent_id"]
-
-
-def books_filters(kind: str, day: str) -> list:
-    """By kind of row; by agent and model typed in, as there may be too many to list; by day."""
-    return [kind, AgentFilter, ModelFilter, (day, admin.DateFieldListFilter)]
-
-
-@admin.register(Job)
-class JobAdmin(BooksAdmin):
-    list_display = [
-        "job_id",
-        "agent_id",
-        "model",
-        "repo",
-        "state",
-        "started_at",
-        "ended_at",
-        "tokens_charged",
-        "cost",
-    ]
-    list_filter = books_filters("state", day="created_at")
-    date_hierarchy = "created_at"
-    cost = cost_column("cost_charged_microcents")
-
-
-@admin.register(UsageEvent)
-class UsageEventAdmin(BooksAdmin):
-    list_display = [
-        "received_at",
-        "event",
-        "agent_id",
-        "job_id",
-        "model",
-        "repo",
-        "tokens_in",
-        "tokens_out",
-        "tokens_delta",
-        "cost",
-    ]
-    list_filter = books_filters("event", day="period_start")
-    date_hierarchy = "received_at"
-    cost = cost_column("cost_delta_microcents")
-
-
-# The library's own key model is unused here: our keys carry a role and their last use.
-admin.site.unregister(LibraryAPIKey)
-
-
-@admin.register(APIKey)
-class APIKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "role", "last_used_at", "revoke_button"]
-    list_filter = [*APIKeyModelAdmin.list_filter, "role"]
-
-    def get_urls(self):
-        revoke = self.admin_site.admin_view(self.revoke_view)
-        return [
-            path("<path:object_id>/revoke/", revoke, name="quotas_apikey_revoke"),
-            *super().get_urls(),
-        ]
-
-    @admin.display(description="revoke")
-    def revoke_button(self, obj):
-        if obj.revoked:
-            return "revoked"
-        # The change list is one big form already (it carries the CSRF token); this button
-        # posts it to the revoke URL instead: one click, no JavaScript, no nested form.
-        return format_html(
-            '<button type="submit" class="button" formaction="{}" formmethod="post" '
-            "formnovalidate>Revoke</button>",
-            reverse("admin:quotas_apikey_revoke", args=[obj.pk]),
-        )
-
-    def revoke_view(self, request, object_id):
-        api_key = self.get_object(request, object_id)
-        if request.method != "POST" or api_key is None:
-            return HttpResponseNotAllowed(["POST"]) if api_key else HttpResponseNotFound()
-        if not self.has_change_permission(request, api_key):
-            raise PermissionDenied
-        if not api_key.revoked:
-            api_key.revoked = True
-            api_key.save(update_fields=["revoked"])
-            self.message_user(request, f"Revoked the key '{api_key.name}' ({api_key.prefix}).")
-        return HttpResponseRedirect(reverse("admin:quotas_apikey_changelist"))
