@@ -496,11 +496,11 @@ def load_scale() -> str:
             SELECT {agent}, 10000000, 500, 10, interval '0', '[]', false, now(), now()
             FROM generate_series({AGENTS}, {SCALE["agents"] - 1}) a""",
         f"""INSERT INTO {tables["AgentUsage"]} (agent_id, period_start, closed_at, updated_at,
-            tokens_used, jobs_started)
-            SELECT {agent}, %(today)s - d * interval '1 day', now(), now(),
-                   (a * 7919 + d * 104729) %% 2000000, (a + d) %% 40
+            tokens_used, jobs_started, tokens_consumed, cost_microcents, jobs_run)
+            SELECT {agent}, %(today)s - d * interval '1 day', now(), now(), t, j, t, t * 300, j
             FROM generate_series(1, {SCALE["days"]}) d,
-                 generate_series(0, {SCALE["agents"] - 1}) a""",
+                 generate_series(0, {SCALE["agents"] - 1}) a,
+                 LATERAL (SELECT (a * 7919 + d * 104729) %% 2000000 AS t, (a + d) %% 40 AS j) u""",
         f"""INSERT INTO {tables["Job"]} (agent_id, job_id, model, repo, state, started_at,
             ended_at, tokens_in, tokens_out, tokens_charged, cost_charged_microcents,
             decision, created_at)
