@@ -76,6 +76,19 @@ def fresh_cache():
     forget_keys()
 
 
+@pytest.fixture(autouse=True)
+def api_planning(django_db_blocker):
+    """An admin request leaves its connection planning as the admin wants (quotas.planning);
+    the tests share one connection, so each ends by switching it back, as an API request
+    would."""
+    yield
+    from quotas.planning import plan_for
+
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with django_db_blocker.unblock():
+            plan_for(connection, admin=False)
+
+
 @pytest.fixture
 def now():
     return NOON
