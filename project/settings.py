@@ -152,6 +152,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The lockout page, in the admin's look, says when the lockout ends.
+AXES_LOCKOUT_CALLABLE = "quotas.admin.people.lockout_response"
 AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
 
 # Bad API keys: after this many failed authentications from one address within a minute,
@@ -177,6 +179,10 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-us"
 USE_I18N = True
 USE_TZ = True
+# One date-time format on every admin page, Django's own included, naming the time zone
+# ("Dec 1, 2026 16:03 UTC"), and counts with thousands separators ("1,250,000").
+FORMAT_MODULE_PATH = ["project.formats"]
+USE_THOUSAND_SEPARATOR = True
 
 # The zone whose midnight starts a new quota day. Django shows times in the same zone, so the
 # admin's "today" and the engine's "today" never disagree.

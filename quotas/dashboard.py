@@ -1,7 +1,12 @@
 """The admin dashboard for budget managers: today's totals, who is close to a limit, who spends
-most, and the last 14 days as a chart.
+most, and the last 14, 30 or 90 days as charts, each with its numbers as a table.
 
-Every figure is aggregated in the database, in the same nine queries however many agents,
+The totals, the top spenders and the charts count what was consumed: the facts a reset never
+changes (selectors.CONSUMPTION), the same the exports give, so that the tiles, the charts and
+the CSVs agree at any moment. Only "closest to a limit" reads the counters a reset gives back,
+as the rules do.
+
+Every figure is aggregated in the database, in the same eight queries however many agents,
 models and days are stored. The figures arrive at the template already formatted, and the
 charts come as SVG drawn by quotas.charts.
 """
@@ -9,18 +14,11 @@ charts come as SVG drawn by quotas.charts.
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
+from django import forms
 from django.conf import settings
-from django.db.models import (
-    BigIntegerField,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Greatest
+from django.urls import NoReverseMatch, reverse
 
 from quotas import charts
 from quotas.display import (
@@ -37,7 +35,6 @@ from quotas.models import (
     ModelQuota,
     ModelUsage,
     RefusalCount,
-    UsageEvent,
 )
 from quotas.periods import day_start, quota_zone
 from quotas.rules import (
@@ -48,6 +45,7 @@ from quotas.rules import (
     standing,
 )
 from quotas.selectors import (
+    AGENT_CONSUMED,
     agent_state_from,
     allowances_with_usage,
     model_quotas_with_usage,
@@ -56,22 +54,20 @@ from quotas.selectors import (
 from quotas.validators import DEFAULT_AGENT_ID
 
 HISTORY_DAYS = 14
+HISTORY_CHOICES = (14, 30, 90)
 CLOSEST_LIMIT = 10
 TOP_SPENDERS = 10
 TOP_SERIES = 5
+# The refusals page (RefusalCount's change list); the tile links there once it is registered.
+REFUSALS_URL = "admin:quotas_refusalcount_changelist"
 # A table's subject: its column heading and the admin page a row's name links to.
 AGENT = ("Agent", "admin:quotas_agentallowance_change")
 MODEL = ("Model", "admin:quotas_modelquota_change")
-# The numbers each top spenders table shows, as (heading, row key).
-TOP_AGENT_FIGURES = (
+# The numbers each top spenders table shows, as (heading, row key): money first, as ranked.
+TOP_FIGURES = (
+    ("Cost", "cost_display"),
     ("Tokens", "tokens_display"),
     ("Jobs", "jobs_display"),
-    ("Cost", "cost_display"),
-)
-TOP_MODEL_FIGURES = (
-    ("Cost", "cost_display"),
-    ("Tokens", "tokens_display"),
-    ("Jobs", "requests_display"),
 )
 EMPTY_TABLES = {
     "closest_agents": "No agent has a daily token or job limit.",
@@ -81,43 +77,51 @@ EMPTY_TABLES = {
 }
 
 
-def dashboard_context(*, now: datetime) -> dict:
-    """Everything the admin dashboard shows about the quota day containing ``now`` and the 13
-    days before it, in a fixed number of SQL queries (see the module docstring).
+class RangeForm(forms.Form):
+    """How many days the charts show: the dashboard's ``?days=``."""
+
+    days = forms.TypedChoiceField(
+        label="Days shown",
+        choices=[(days, f"{days} days") for days in HISTORY_CHOICES],
+        coerce=int,
+        required=False,
+        empty_value=HISTORY_DAYS,
+    )
+
+    def chosen(self) -> int:
+        """The days asked for, or the default when the request asked for something else."""
+        return self.cleaned_data["days"] if self.is_valid() else HISTORY_DAYS
+
+
+def dashboard_context(*, now: datetime, days: int = HISTORY_DAYS) -> dict:
+    """Everything the admin dashboard shows about the quota day containing ``now`` and the
+    ``days - 1`` days before it, in a fixed number of SQL queries (see the module docstring).
 
     Numbers come both raw (for tests and sorting) and formatted as strings with thousands
     separators or as dollars, since the admin does not load django.contrib.humanize.
     """
-    days = history_days(now)
-    starts = [start for _, start in days]
+    history_dates = history_days(now, days)
+    starts = [start for _, start in history_dates]
     today_start = starts[-1]
-    agent_days = _sum_by_day(AgentUsage.objects, starts, tokens="tokens_used", jobs="jobs_started")
-    model_days = _sum_by_day(ModelUsage.objects, starts, cost="cost_microcents")
+    consumed = _sum_by_day(AgentUsage.objects, starts, AGENT_CONSUMED)
     refusals = _total(RefusalCount.objects.filter(period_start=today_start), "refusals")
-    totals = {
-        "tokens": agent_days[today_start]["tokens"],
-        "cost_microcents": model_days[today_start]["cost"],
-        "jobs_started": agent_days[today_start]["jobs"],
-        "refusals": refusals,
-    }
-    history = _history(days, agent_days, model_days)
+    tokens, cost, jobs = consumed[today_start]
+    totals = {"tokens": tokens, "cost_microcents": cost, "jobs_run": jobs, "refusals": refusals}
+    history = _history(history_dates, consumed)
     context = {
         "time_zone": settings.QUOTAS_TIME_ZONE,
-        "today": days[-1][0],
-        "today_display": long_date(days[-1][0]),
+        "today": history_dates[-1][0],
+        "today_display": long_date(history_dates[-1][0]),
         "totals": totals,
         "total_cards": _total_cards(totals),
-        "has_usage_today": any(
-            totals[key] for key in ("tokens", "cost_microcents", "jobs_started")
-        ),
+        "has_usage_today": any(totals[key] for key in ("tokens", "cost_microcents", "jobs_run")),
         "closest_agents": closest_agents(now),
         "closest_models": closest_models(now),
         "top_agents": top_agents_today(today_start),
         "top_models": top_models_today(today_start),
         "history": history,
         "has_history": any(day["tokens"] or day["cost_microcents"] for day in history["days"]),
-        "chart_svg": charts.history_chart_svg(history),
-        "models_chart_svg": charts.models_chart_svg(history),
+        "charts": _charts(history),
     }
     return {**context, "tables": _tables(context)}
 
@@ -125,14 +129,15 @@ def dashboard_context(*, now: datetime) -> dict:
 # Days
 
 
-def history_days(now: datetime) -> list[tuple[date, datetime]]:
-    """The local dates of the last 14 quota days, oldest first, each with its ``period_start``.
+def history_days(now: datetime, count: int = HISTORY_DAYS) -> list[tuple[date, datetime]]:
+    """The local dates of the last ``count`` quota days, oldest first, each with its
+    ``period_start``.
 
     Each start is local midnight of its own date, so days across a DST change are 23 or 25
     hours long exactly as the usage rows recorded them.
     """
     today = now.astimezone(quota_zone()).date()
-    dates = [today - timedelta(days=back) for back in range(HISTORY_DAYS - 1, -1, -1)]
+    dates = [today - timedelta(days=back) for back in range(count - 1, -1, -1)]
     # The start of each date's day as the usage rows were keyed: day_start() of its noon.
     return [(d, day_start(datetime.combine(d, time(12), tzinfo=quota_zone()))) for d in dates]
 
@@ -144,9 +149,17 @@ def _total_cards(totals: dict) -> list[dict]:
     return [
         {"label": "Tokens used", "value": number(totals["tokens"])},
         {"label": "Spent", "value": dollars_from_microcents(totals["cost_microcents"])},
-        {"label": "Jobs started", "value": number(totals["jobs_started"])},
-        {"label": "Refusals", "value": number(totals["refusals"])},
+        {"label": "Jobs started", "value": number(totals["jobs_run"])},
+        {"label": "Refusals", "value": number(totals["refusals"]), "url": _url(REFUSALS_URL)},
     ]
+
+
+def _url(name: str) -> str:
+    """The page's address, or '' while no admin registers it (the tile then shows no link)."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return ""
 
 
 def _tables(context: dict) -> list[dict]:
@@ -154,8 +167,8 @@ def _tables(context: dict) -> list[dict]:
     return [
         _table(context, "closest_agents", "Agents closest to their limits", *AGENT),
         _table(context, "closest_models", "Models closest to their limits", *MODEL),
-        _table(context, "top_agents", "Top spenders today: agents", *AGENT, TOP_AGENT_FIGURES),
-        _table(context, "top_models", "Top spenders today: models", *MODEL, TOP_MODEL_FIGURES),
+        _table(context, "top_agents", "Top spenders today: agents", *AGENT, TOP_FIGURES),
+        _table(context, "top_models", "Top spenders today: models", *MODEL, TOP_FIGURES),
     ]
 
 
@@ -182,25 +195,29 @@ def _total(queryset: QuerySet, field: str) -> int:
     return int(queryset.aggregate(total=Sum(field))["total"] or 0)
 
 
-def _sum_by_day(manager, starts: list[datetime], **sums: str) -> dict[datetime, dict[str, int]]:
-    """``{period_start: {name: sum}}`` for every day in ``starts``, zero where nothing was used."""
+def _sum_by_day(manager, starts: list[datetime], fields: tuple[str, ...]) -> dict:
+    """``{period_start: (sum of each field)}`` for every day in ``starts``, zero where nothing
+    was used."""
+    sums = {f"sum_{index}": Sum(field) for index, field in enumerate(fields)}
     rows = (
         manager.filter(period_start__in=starts)
         .order_by()
         .values("period_start")
-        .annotate(**{name: Sum(field) for name, field in sums.items()})
+        .annotate(**sums)
+        .values_list("period_start", *sums)
     )
-    by_day = {start: dict.fromkeys(sums, 0) for start in starts}
-    for row in rows:
+    by_day = {start: (0,) * len(fields) for start in starts}
+    for start, *values in rows:
         # Aware datetimes compare and hash by instant, whatever zone the database returns.
-        by_day[row["period_start"]] = {name: int(row[name] or 0) for name in sums}
+        by_day[start] = tuple(int(value or 0) for value in values)
     return by_day
 
 
 def _series(manager, starts: list[datetime], subject: str, field: str) -> dict[str, list[int]]:
-    """Per-day values of ``field`` for the top subjects by its 14-day sum, largest first.
+    """Per-day values of ``field`` for the top subjects by their sum over ``starts``, largest
+    first.
 
-    The top five are chosen by a subquery, so only their rows (at most 5 x 14) are read.
+    The top five are chosen by a subquery, so only their rows (at most 5 per day) are read.
     """
     in_window = manager.filter(period_start__in=starts).order_by()
     top = (
@@ -212,9 +229,9 @@ def _series(manager, starts: list[datetime], subject: str, field: str) -> dict[s
     )
     position = {start: index for index, start in enumerate(starts)}
     series: dict[str, list[int]] = {}
-    for row in in_window.filter(**{f"{subject}__in": top}).values(subject, "period_start", field):
-        values = series.setdefault(row[subject], [0] * len(starts))
-        values[position[row["period_start"]]] = int(row[field])
+    rows = in_window.filter(**{f"{subject}__in": top}).values_list(subject, "period_start", field)
+    for name, start, value in rows:
+        series.setdefault(name, [0] * len(starts))[position[start]] = int(value)
     return dict(sorted(series.items(), key=lambda item: (-sum(item[1]), item[0])))
 
 
@@ -294,74 +311,84 @@ def _limit_fields(limits: list[tuple[int, int, Callable[[int], str], str]], stat
 
 
 def top_agents_today(today_start: datetime) -> list[dict]:
-    """Up to 10 agents by tokens charged today, with their jobs and what their jobs cost."""
-    events = UsageEvent.objects.filter(agent_id=OuterRef("agent_id"), period_start=today_start)
-    cost = events.order_by().values("agent_id").annotate(cost=Sum("cost_delta_microcents"))
+    """Up to 10 agents by what their jobs cost today, then by tokens, with their jobs: what
+    they consumed, whatever a reset gave back since."""
     allowance = AgentAllowance.objects.filter(agent_id=OuterRef("agent_id")).values("pk")[:1]
     rows = (
-        AgentUsage.objects.filter(period_start=today_start, tokens_used__gt=0)
-        .annotate(
-            cost=Coalesce(
-                Subquery(cost.values("cost"), output_field=BigIntegerField()),
-                Value(0),
-                output_field=BigIntegerField(),
-            ),
-            allowance_pk=Subquery(allowance),
-        )
-        .order_by("-tokens_used", "agent_id")[:TOP_SPENDERS]
+        AgentUsage.objects.filter(period_start=today_start)
+        .filter(Q(cost_microcents__gt=0) | Q(tokens_consumed__gt=0))
+        .order_by("-cost_microcents", "-tokens_consumed", "agent_id")
+        .values_list("agent_id", *AGENT_CONSUMED)
+        .annotate(allowance_pk=Subquery(allowance))[:TOP_SPENDERS]
     )
-    return [
-        {
-            "name": row.agent_id,
-            "pk": row.allowance_pk,
-            "tokens": row.tokens_used,
-            "tokens_display": number(row.tokens_used),
-            "jobs": row.jobs_started,
-            "jobs_display": number(row.jobs_started),
-            "cost_microcents": int(row.cost),
-            "cost_display": dollars_from_microcents(int(row.cost)),
-        }
-        for row in rows
-    ]
+    return [_spender(name, pk, tokens, cost, jobs) for name, tokens, cost, jobs, pk in rows]
 
 
 def top_models_today(today_start: datetime) -> list[dict]:
-    """Up to 10 models by what was spent on them today (then by tokens)."""
+    """Up to 10 models by what was spent on them today, then by tokens."""
     quota = ModelQuota.objects.filter(model=OuterRef("model")).values("pk")[:1]
     rows = (
         ModelUsage.objects.filter(period_start=today_start)
         .filter(Q(cost_microcents__gt=0) | Q(tokens_used__gt=0))
-        .annotate(quota_pk=Subquery(quota))
-        .order_by("-cost_microcents", "-tokens_used", "model")[:TOP_SPENDERS]
+        .order_by("-cost_microcents", "-tokens_used", "model")
+        .values_list("model", "tokens_used", "cost_microcents", "requests")
+        .annotate(quota_pk=Subquery(quota))[:TOP_SPENDERS]
     )
-    return [
-        {
-            "name": row.model,
-            "pk": row.quota_pk,
-            "tokens": row.tokens_used,
-            "tokens_display": number(row.tokens_used),
-            "requests": row.requests,
-            "requests_display": number(row.requests),
-            "cost_microcents": row.cost_microcents,
-            "cost_display": dollars_from_microcents(row.cost_microcents),
-        }
-        for row in rows
-    ]
+    return [_spender(name, pk, tokens, cost, jobs) for name, tokens, cost, jobs, pk in rows]
+
+
+def _spender(name: str, pk: int | None, tokens: int, cost: int, jobs: int) -> dict:
+    return {
+        "name": name,
+        "pk": pk,
+        "cost_microcents": cost,
+        "cost_display": dollars_from_microcents(cost),
+        "tokens": tokens,
+        "tokens_display": number(tokens),
+        "jobs": jobs,
+        "jobs_display": number(jobs),
+    }
 
 
 # History
 
 
-def _history(days: list[tuple[date, datetime]], agent_days: dict, model_days: dict) -> dict:
+def _charts(history: dict) -> list[dict]:
+    """The charts in the order shown, each with its figures as a table for every reader."""
+    zone, days = settings.QUOTAS_TIME_ZONE, len(history["days"])
+    charts_shown = [
+        {
+            "heading": "",
+            "svg": charts.history_chart_svg(history),
+            "caption": "Bars: tokens per day by agent (left axis). Line: dollars spent per day "
+            f"(right axis). Days in {zone}; the last bar is today so far.",
+            "numbers": history_numbers(history),
+        }
+    ]
+    if history["models"]:
+        charts_shown.append(
+            {
+                "heading": "Cost per day of the top models",
+                "svg": charts.models_chart_svg(history),
+                "caption": "One row per model, all on the same scale; the total over the "
+                f"{days} days is on the right.",
+                "numbers": models_numbers(history),
+            }
+        )
+    return charts_shown
+
+
+def _history(days: list[tuple[date, datetime]], consumed: dict) -> dict:
     starts = [start for _, start in days]
-    agents = _series(AgentUsage.objects, starts, "agent_id", "tokens_used")
+    agents = _series(AgentUsage.objects, starts, "agent_id", "tokens_consumed")
     models = _series(ModelUsage.objects, starts, "model", "cost_microcents")
     points = [
         {
             "date": day,
             "label": short_date(day),
-            "tokens": agent_days[start]["tokens"],
-            "cost_microcents": model_days[start]["cost"],
+            "tokens": consumed[start][0],
+            "cost_microcents": consumed[start][1],
+            "jobs": consumed[start][2],
         }
         for day, start in days
     ]
@@ -374,4 +401,63 @@ def _history(days: list[tuple[date, datetime]], agent_days: dict, model_days: di
         "agents": [{"agent_id": a, "tokens": v, "total": sum(v)} for a, v in agents.items()],
         "other_agent_tokens": other,
         "models": [{"model": m, "cost_microcents": v, "total": sum(v)} for m, v in models.items()],
+    }
+
+
+def history_numbers(history: dict) -> dict:
+    """The token chart's figures as a table: a row per day (tokens of each agent drawn, of the
+    others, of all, and the cost), and a row of totals."""
+    columns = [*(a["agent_id"] for a in history["agents"]), "other agents"]
+    series = [*(a["tokens"] for a in history["agents"]), history["other_agent_tokens"]]
+    if not any(history["other_agent_tokens"]):
+        columns, series = columns[:-1], series[:-1]
+    days = history["days"]
+    rows = [
+        [
+            *(number(values[index]) for values in series),
+            number(day["tokens"]),
+            dollars_from_microcents(day["cost_microcents"]),
+        ]
+        for index, day in enumerate(days)
+    ]
+    total_cost = sum(day["cost_microcents"] for day in days)
+    return _numbers(
+        "Tokens and cost per day",
+        [*(f"{name} (tokens)" for name in columns), "All agents (tokens)", "Cost"],
+        days,
+        rows,
+        [
+            *(number(sum(values)) for values in series),
+            number(sum(day["tokens"] for day in days)),
+            dollars_from_microcents(total_cost),
+        ],
+    )
+
+
+def models_numbers(history: dict) -> dict:
+    """The model chart's figures as a table: the cost of each model drawn per day, and totals."""
+    models = history["models"]
+    rows = [
+        [dollars_from_microcents(m["cost_microcents"][i]) for m in models]
+        for i in range(len(history["days"]))
+    ]
+    return _numbers(
+        "Cost per day of the top models",
+        [f"{m['model']} (cost)" for m in models],
+        history["days"],
+        rows,
+        [dollars_from_microcents(m["total"]) for m in models],
+    )
+
+
+def _numbers(caption: str, columns: list[str], days: list[dict], rows: list, totals: list) -> dict:
+    return {
+        "caption": caption,
+        "span": f"{long_date(days[0]['date'])} to {long_date(days[-1]['date'])}",
+        "columns": columns,
+        "rows": [
+            {"label": long_date(day["date"]), "cells": cells}
+            for day, cells in zip(days, rows, strict=True)
+        ],
+        "totals": totals,
     }

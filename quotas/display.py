@@ -3,10 +3,13 @@
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from quotas.models import MICROCENTS_PER_CENT
 from quotas.periods import quota_zone
+from quotas.rules import at_limit, is_near, percent_used
+from quotas.validators import CENTS, LIMIT_BOUNDS
 from quotas.vocabulary import Standing
 
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
@@ -38,6 +41,18 @@ def dollars_from_cents(cents: int) -> str:
     return f"${Decimal(cents) / 100:,.2f}"
 
 
+def price(dollars: Decimal) -> str:
+    """Dollars to the cent, or to as many places as the price has: '$3.00', '$0.0001'."""
+    dollars = Decimal(dollars)
+    if dollars == dollars.quantize(Decimal("0.01")):
+        return f"${dollars:,.2f}"
+    return f"${dollars.normalize():,f}"
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def duration(value: timedelta) -> str:
     """A duration as people say it: '1h 30m', '45m', '2d 4h'; '0' for none."""
     seconds = int(value.total_seconds())
@@ -50,15 +65,23 @@ def duration(value: timedelta) -> str:
 
 
 def minutes_left(left: timedelta) -> str:
-    """'12 min', '1 h 5 min': rounded up, so that a wait never reads shorter than it is."""
+    """A wait in whole minutes, written as a duration is typed: '12m', '1h 5m', '1h'; rounded
+    up, so that a wait never reads shorter than it is."""
     minutes = max(1, -(-int(left.total_seconds()) // 60))
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return duration(timedelta(minutes=minutes))
 
 
 def moment(value: datetime | None, empty: str = "—") -> str:
-    """A time in QUOTAS_TIME_ZONE, short: 'Nov 29 16:05'."""
-    return empty if value is None else value.astimezone(quota_zone()).strftime("%b %d %H:%M")
+    """A time in QUOTAS_TIME_ZONE, named, as every admin page writes one (Django's own pages
+    take the same DATETIME_FORMAT from project/formats): 'Dec 1, 2026 16:03 UTC'."""
+    if value is None:
+        return empty
+    return date_format(value.astimezone(quota_zone()), "DATETIME_FORMAT")
+
+
+def clock(value: datetime) -> str:
+    """The time of day of a moment of today, in QUOTAS_TIME_ZONE, named: '14:02 UTC'."""
+    return date_format(value.astimezone(quota_zone()), "TIME_FORMAT")
 
 
 def short_date(day: date) -> str:
@@ -87,26 +110,57 @@ def badge(standing: str):
 
 
 def bar(used: int, of: int, text: str):
-    """A progress bar with its figures written beside it; no bar for unlimited."""
+    """A progress bar with its figures and share written beside it ('260,000 of 250,000
+    (104 %)': one job may overshoot a limit by what it consumed); no bar for unlimited.
+
+    Its colour is where usage stands, as the rules say: green below QUOTAS_WARNING_RATIO,
+    amber from it, red at the limit and over it."""
     if of <= 0:
         return text
+    level = "exceeded" if at_limit(used, of) else "warning" if is_near(used, of) else "ok"
     return format_html(
-        '<progress class="quota-bar" value="{}" max="{}" aria-hidden="true"></progress> {}',
+        '<progress class="quota-bar quota-bar-{}" value="{}" max="{}" aria-hidden="true">'
+        "</progress> {} ({} %)",
+        level,
         min(used, of),
         of,
         text,
+        f"{percent_used(used, of):,}",
     )
 
 
-# A limit's fields, as the change log, History and read-only pages show them
+# A limit's fields, as the forms, the change log, History and read-only pages show them
 
-# Fields whose 0 means "no limit", and how to say it.
-NONE_MEANS = {"cooldown_after_failure": "no cooldown"}
-MONEY_IN_CENTS = {"cost_ceiling"}
+# The words people use for a limit's fields, wherever a label shows; the models'
+# verbose names (which the database's migrations carry) stay as they are.
+LABELS = {
+    "agent_id": "Agent ID",
+    "paused": "Paused",
+    "daily_token_limit": "Daily token limit",
+    "daily_job_limit": "Daily job limit",
+    "concurrent_jobs": "Concurrent jobs",
+    "max_job_duration": "Max job duration",
+    "model_allowlist": "Allowed models",
+    "model": "Model",
+    "daily_token_budget": "Daily token budget",
+    "hourly_rate_limit": "Hourly job limit",
+    "cost_ceiling": "Cost ceiling per day",
+    "input_price_per_mtok": "Input price per million tokens",
+    "output_price_per_mtok": "Output price per million tokens",
+    "repo": "Repository",
+    "max_daily_prs": "Max daily PRs",
+    "max_daily_issues": "Max daily issues",
+    "cooldown_after_failure": "Cooldown after failure",
+}
+
+
+INTEGERS = {"IntegerField", "BigIntegerField", "PositiveIntegerField", "SmallIntegerField"}
 
 
 def field_label(model, name: str) -> str:
-    """'Daily token limit'."""
+    """'Cost ceiling per day'; a field without a word of its own, by its verbose name."""
+    if name in LABELS:
+        return LABELS[name]
     label = str(model._meta.get_field(name).verbose_name)
     return label[:1].upper() + label[1:]
 
@@ -114,19 +168,21 @@ def field_label(model, name: str) -> str:
 def field_value(model, name: str, value) -> str:
     """A limit's value in the unit a person reads it in: '$12.50', '1h 30m', 'unlimited',
     '250,000', 'claude-opus-4, claude-sonnet-4', 'yes'."""
-    field = model._meta.get_field(name)
+    bound = LIMIT_BOUNDS.get(name)
     if value is None:
         return "—"
-    if name in MONEY_IN_CENTS:
-        return "unlimited" if value == 0 else dollars_from_cents(value)
+    if bound is not None and bound.zero and not value:
+        return bound.zero
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return yes_no(value)
     if isinstance(value, timedelta):
-        return duration(value) if value else NONE_MEANS.get(name, "unlimited")
+        return duration(value)
     if isinstance(value, Decimal):
-        return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value:,}"
+        return price(value)
     if isinstance(value, list):
         return ", ".join(value) if value else "every model"
-    if isinstance(value, int) and field.get_internal_type().endswith("IntegerField"):
-        return limit(value)
+    if bound is not None and bound.unit == CENTS:
+        return dollars_from_cents(value)
+    if isinstance(value, int) and model._meta.get_field(name).get_internal_type() in INTEGERS:
+        return number(value)
     return str(value)

@@ -100,19 +100,23 @@ class HistoryActor(models.Model):
         abstract = True
 
 
+def limit_history(*not_limits: str) -> HistoricalRecords:
+    """A kind of limit's history (its own model, HistoricalAgentAllowance...): every change of
+    its limits, with who made it; not its timestamps, nor ``not_limits``, which are state kept
+    beside the limits. Each kind names its own, so that every excluded field is one of its
+    fields (simple-history rebuilds a past limit by them)."""
+    return HistoricalRecords(
+        excluded_fields=["created_at", "updated_at", *not_limits], bases=[HistoryActor]
+    )
+
+
 class Limit(models.Model):
     """What every kind of limit has besides its limits: the id it is known by (in its URL and
-    in the books), when it was created and last changed, and the history of who changed what.
-    """
+    in the books) and when it was created and last changed. Each kind keeps its own history of
+    who changed what (limit_history)."""
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # inherit: each kind of limit gets a history model of its own (HistoricalAgentAllowance...).
-    history = HistoricalRecords(
-        excluded_fields=["created_at", "updated_at", "cooldown_ended_at"],
-        inherit=True,
-        bases=[HistoryActor],
-    )
 
     id_field = ""  # read by __str__ and by the API's serializers and URLs
 
@@ -156,6 +160,7 @@ class AgentAllowance(Limit):
 
     id_field = "agent_id"
     limit_fields = ALLOWANCE_LIMITS
+    history = limit_history()
 
     class Meta:
         ordering = ["agent_id"]
@@ -189,6 +194,7 @@ class ModelQuota(Limit):
 
     id_field = "model"
     limit_fields = MODEL_QUOTA_LIMITS
+    history = limit_history()
 
     class Meta:
         ordering = ["model"]
@@ -221,6 +227,7 @@ class RepoLimit(Limit):
 
     id_field = "repo"
     limit_fields = REPO_LIMITS
+    history = limit_history("cooldown_ended_at")
 
     class Meta:
         ordering = ["repo"]

@@ -448,8 +448,21 @@ RESULT_FIELDS = tuple(field.name for field in fields(QuotaCheckResult))
 
 class Refusal(NamedTuple):
     code: ReasonCode
-    reason: str
     retry_after: int | None = None
+    subject: str = ""  # the model or repository the rule names
+
+    @property
+    def reason(self) -> str:
+        """The refusal in words, as the Go original words it: 'concurrent job limit reached',
+        'hourly rate limit reached for: opus', 'model not in allowlist: opus'."""
+        if not self.subject:
+            return self.code.label
+        joiner = ": " if self.code in NAMED_PLAINLY else " for: "
+        return f"{self.code.label}{joiner}{self.subject}"
+
+
+# The refusals whose words run straight into what they name (the others say "for:").
+NAMED_PLAINLY = frozenset({ReasonCode.MODEL_NOT_ALLOWED, ReasonCode.REPO_COOLDOWN})
 
 
 def evaluate(
@@ -510,19 +523,15 @@ def _until_midnight(now: datetime) -> int:
 def _agent_refusal(agent: AgentState, model_name: str, now: datetime) -> Refusal | None:
     allowance = agent.allowance
     if allowance.paused:
-        return Refusal(ReasonCode.AGENT_PAUSED, "agent paused")
+        return Refusal(ReasonCode.AGENT_PAUSED)
     if model_name and allowance.model_allowlist and model_name not in allowance.model_allowlist:
-        return Refusal(ReasonCode.MODEL_NOT_ALLOWED, f"model not in allowlist: {model_name}")
+        return Refusal(ReasonCode.MODEL_NOT_ALLOWED, subject=model_name)
     if at_limit(agent.tokens_used, allowance.daily_token_limit):
-        return Refusal(
-            ReasonCode.DAILY_TOKEN_LIMIT, "daily token limit exceeded", _until_midnight(now)
-        )
+        return Refusal(ReasonCode.DAILY_TOKEN_LIMIT, _until_midnight(now))
     if at_limit(agent.jobs_started, allowance.daily_job_limit):
-        return Refusal(ReasonCode.DAILY_JOB_LIMIT, "daily job limit exceeded", _until_midnight(now))
+        return Refusal(ReasonCode.DAILY_JOB_LIMIT, _until_midnight(now))
     if at_limit(agent.running_jobs, allowance.concurrent_jobs):
-        return Refusal(
-            ReasonCode.CONCURRENT_JOBS, "concurrent job limit reached", _slot_frees_in(agent, now)
-        )
+        return Refusal(ReasonCode.CONCURRENT_JOBS, _slot_frees_in(agent, now))
     return None
 
 
@@ -539,24 +548,14 @@ def _model_refusal(model: ModelState | None, now: datetime) -> Refusal | None:
         return None
     quota = model.quota
     if at_limit(model.tokens_used, quota.daily_token_budget):
-        return Refusal(
-            ReasonCode.MODEL_TOKEN_BUDGET,
-            f"global model token budget exceeded for: {quota.model}",
-            _until_midnight(now),
-        )
+        return Refusal(ReasonCode.MODEL_TOKEN_BUDGET, _until_midnight(now), quota.model)
     if at_limit(model.started_last_hour, quota.hourly_rate_limit):
         frees_in = (
             seconds_until(model.oldest_in_window + HOUR, now) if model.oldest_in_window else None
         )
-        return Refusal(
-            ReasonCode.MODEL_RATE_LIMIT, f"hourly rate limit reached for: {quota.model}", frees_in
-        )
+        return Refusal(ReasonCode.MODEL_RATE_LIMIT, frees_in, quota.model)
     if at_limit(model.cost_microcents, cost_ceiling_microcents(quota.cost_ceiling)):
-        return Refusal(
-            ReasonCode.MODEL_COST_CEILING,
-            f"cost ceiling reached for: {quota.model}",
-            _until_midnight(now),
-        )
+        return Refusal(ReasonCode.MODEL_COST_CEILING, _until_midnight(now), quota.model)
     return None
 
 
@@ -576,23 +575,11 @@ def _repo_refusal(
     limit = repo.limit
     cooling_until = repo.cooldown_until(now)
     if cooling_until is not None:
-        return Refusal(
-            ReasonCode.REPO_COOLDOWN,
-            f"repository cooling down after failure: {repo_name}",
-            seconds_until(cooling_until, now),
-        )
+        return Refusal(ReasonCode.REPO_COOLDOWN, seconds_until(cooling_until, now), repo_name)
     if action == Action.PR and at_limit(repo.prs_opened, limit.max_daily_prs):
-        return Refusal(
-            ReasonCode.REPO_PR_LIMIT,
-            f"daily PR limit reached for: {repo_name}",
-            _until_midnight(now),
-        )
+        return Refusal(ReasonCode.REPO_PR_LIMIT, _until_midnight(now), repo_name)
     if action == Action.ISSUE and at_limit(repo.issues_opened, limit.max_daily_issues):
-        return Refusal(
-            ReasonCode.REPO_ISSUE_LIMIT,
-            f"daily issue limit reached for: {repo_name}",
-            _until_midnight(now),
-        )
+        return Refusal(ReasonCode.REPO_ISSUE_LIMIT, _until_midnight(now), repo_name)
     return None
 
 

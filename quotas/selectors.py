@@ -22,7 +22,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from quotas import prepared, rules
@@ -30,12 +30,15 @@ from quotas.exceptions import AllowanceNotFound, InvalidInput
 from quotas.models import (
     AgentAllowance,
     AgentUsage,
+    ChangeLog,
     Job,
     ModelMinuteUsage,
     ModelQuota,
     ModelUsage,
+    RefusalCount,
     RepoLimit,
     RepoUsage,
+    UsageEvent,
 )
 from quotas.periods import day_start, minute_start, quota_zone
 from quotas.rules import (
@@ -49,7 +52,8 @@ from quotas.rules import (
     overdue_sql,
     running_sql,
 )
-from quotas.validators import require_valid
+from quotas.validators import DEFAULT_AGENT_ID, require_valid
+from quotas.vocabulary import USAGE_EVENTS, Change, Subject
 
 # Columns the hot path's reads leave out (fewer columns to send and load): the rules never
 # look at when a limit was created or changed.
@@ -414,15 +418,25 @@ def model_usage_record(*, model: str, now: datetime | None = None) -> ModelUsage
     )
 
 
-def daily_usage(kind: str, *, first_day: date, last_day: date) -> QuerySet:
-    """Per-day usage rows of agents (``kind='agent'``) or models, oldest first, for export."""
-    zone = quota_zone()
-    since = datetime.combine(first_day, time.min, tzinfo=zone)
-    until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone)
-    usage_model, subject = (AgentUsage, "agent_id") if kind == "agent" else (ModelUsage, "model")
-    return usage_model.objects.filter(period_start__gte=since, period_start__lt=until).order_by(
-        "period_start", subject
-    )
+def daily_usage(kind: str, *, first_day: date, last_day: date, per_day: bool = True) -> QuerySet:
+    """What was consumed from ``first_day`` to ``last_day`` (both included) per agent, per
+    model or per agent and model (``kind``: a key of ``CONSUMPTION``), for export.
+
+    Per day, rows ``(period_start, *subject, tokens, cost_microcents, jobs)``, oldest first;
+    over the whole range, the same without ``period_start``, by subject. A values_list, read
+    in chunks: no model instance per row. Never the counters a reset zeroes.
+    """
+    source, subject, consumed = CONSUMPTION[kind]
+    rows = source.objects.filter(_days_between(first_day, last_day)).order_by()
+    keys = ["period_start", *subject] if per_day else list(subject)
+    if source is UsageEvent:
+        # Resets and repository events consume nothing: no rows of zeros for them.
+        rows = rows.filter(event__in=USAGE_EVENTS)
+    elif per_day:
+        # Already one row per subject and day: read in the order of the day index, ungrouped.
+        return rows.order_by(*keys).values_list(*keys, *consumed)
+    sums = {name: Sum(field) for name, field in zip(FIGURES, consumed, strict=True)}
+    return rows.values(*keys).annotate(**sums).order_by(*keys).values_list(*keys, *sums)
 
 
 # The engine's other reads, each compiled once per connection (quotas.prepared)
@@ -482,3 +496,117 @@ def allowances_with_duration(agent_id: str | None = None) -> QuerySet[AgentAllow
     """Allowances whose jobs can be overdue (a maximum job duration), or the one of an agent."""
     allowances = AgentAllowance.objects.filter(max_job_duration__gt=timedelta(0))
     return allowances if agent_id is None else allowances.filter(agent_id=agent_id)
+
+
+# What was consumed, for the dashboard and the exports
+
+# The figures every export row and dashboard total gives: tokens, cost and jobs.
+FIGURES = ("tokens", "cost_microcents", "jobs")
+# The facts a reset never changes, per agent (AgentUsage), per model (ModelUsage, never
+# reset) and per agent and model (the event log's deltas that feed the agent's facts).
+AGENT_CONSUMED = ("tokens_consumed", "cost_microcents", "jobs_run")
+CONSUMPTION = {
+    "agent": (AgentUsage, ("agent_id",), AGENT_CONSUMED),
+    "model": (ModelUsage, ("model",), ("tokens_used", "cost_microcents", "requests")),
+    "agent_model": (
+        UsageEvent,
+        ("agent_id", "model"),
+        tuple(AgentUsage.counters[counter] for counter in AGENT_CONSUMED),
+    ),
+}
+
+
+def _days_between(first_day: date, last_day: date) -> Q:
+    """The quota days from ``first_day`` to ``last_day``, both included, by their start."""
+    zone = quota_zone()
+    since = datetime.combine(first_day, time.min, tzinfo=zone)
+    until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone)
+    return Q(period_start__gte=since, period_start__lt=until)
+
+
+def usage_without_model(*, first_day: date, last_day: date, per_day: bool = True) -> list[tuple]:
+    """What jobs reported without a model consumed, as ``daily_usage('model', ...)`` rows
+    with the model ``''``: one per day where it is not all zero (one for the whole range
+    without ``per_day``).
+
+    Every charged token counts on its agent, and also on its model when the job has one
+    (services moves both from one rules.Deltas), so all agents' facts of a day less all
+    models' are exactly what no model holds. Two reads of one row per day, where summing the
+    event log would read every report; and the per-model export, with this row, then adds up
+    to the per-agent export and the dashboard's totals by construction (reconcile proves both
+    tables against the event log).
+    """
+    days = _days_between(first_day, last_day)
+    agents, models = (
+        _summed(CONSUMPTION[kind], days, per_day=per_day) for kind in ("agent", "model")
+    )
+    nothing = (0,) * len(FIGURES)
+    rows = []
+    for day in sorted(agents.keys() | models.keys()):
+        left = tuple(
+            a - m for a, m in zip(agents.get(day, nothing), models.get(day, nothing), strict=True)
+        )
+        if any(left):
+            rows.append((*([day] if per_day else []), "", *left))
+    return rows
+
+
+def _summed(consumption: tuple, days: Q, *, per_day: bool) -> dict:
+    """``{period_start: (tokens, cost, jobs)}`` of one source, or ``{0: ...}`` for the range."""
+    source, _, consumed = consumption
+    sums = {name: Sum(field) for name, field in zip(FIGURES, consumed, strict=True)}
+    rows = source.objects.filter(days).order_by()
+    if not per_day:
+        total = rows.aggregate(**sums)
+        return {0: tuple(int(total[name] or 0) for name in sums)}
+    grouped = rows.values("period_start").annotate(**sums).values_list("period_start", *sums)
+    return {day: tuple(int(value or 0) for value in values) for day, *values in grouped}
+
+
+# What the admin's pages show beside the limits: spend, last activity, refusals, resets
+
+
+def allowances_for_people(now: datetime) -> QuerySet[AgentAllowance]:
+    """allowances_with_usage(), with what the agent spent, consumed and ran today (facts a
+    reset never changes) and its last activity: its latest usage or refusal, whichever came
+    later (an agent refused all day has been active, though it used nothing)."""
+    usage = AgentUsage.objects.filter(agent_id=OuterRef("agent_id"), period_start=day_start(now))
+    latest_usage = AgentUsage.objects.filter(agent_id=OuterRef("agent_id"))
+    latest_refusal = RefusalCount.objects.filter(
+        agent_id=OuterRef("agent_id"), last_refused_at__isnull=False
+    )
+    # Each the first entry of an index: (agent_id, period_start) and refusal_count_agent_idx.
+    used = Subquery(latest_usage.order_by("-period_start").values("updated_at")[:1])
+    refused = Subquery(latest_refusal.order_by("-last_refused_at").values("last_refused_at")[:1])
+    return allowances_with_usage(now).annotate(
+        spend_today=_value_or_zero(usage, "cost_microcents", BigIntegerField()),
+        consumed_today=_value_or_zero(usage, "tokens_consumed", BigIntegerField()),
+        jobs_run_today=_value_or_zero(usage, "jobs_run", IntegerField()),
+        # Greatest of a NULL is NULL on SQLite, the other value on PostgreSQL: never NULL here
+        # unless both are.
+        last_activity_at=Greatest(Coalesce(used, refused), Coalesce(refused, used)),
+    )
+
+
+def refusals_today(agent_id: str, *, now: datetime) -> QuerySet[RefusalCount]:
+    """An agent's refusals today, by rule, model and repository, the latest first."""
+    today = RefusalCount.objects.filter(agent_id=agent_id, period_start=day_start(now))
+    return today.order_by("-last_refused_at", "reason_code")
+
+
+def usage_reset_today(agent_id: str, *, now: datetime) -> ChangeLog | None:
+    """The latest reset of the agent's usage today (who and when), if there was one: what
+    counts against its daily limits counts since then."""
+    resets = ChangeLog.objects.filter(
+        change=Change.USAGE_RESET,
+        subject_kind=Subject.AGENT,
+        subject=agent_id,
+        at__gte=day_start(now),
+        at__lte=now,
+    )
+    return resets.order_by("-at", "-id").first()
+
+
+def default_allowance_exists() -> bool:
+    """Whether agents without an allowance of their own get a copy of the ``*`` default."""
+    return AgentAllowance.objects.filter(agent_id=DEFAULT_AGENT_ID).exists()

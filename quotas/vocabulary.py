@@ -90,19 +90,21 @@ class Action(models.TextChoices):
 
 
 class ReasonCode(models.TextChoices):
-    """Which rule refused a job: the API's ``reason_code`` and the refusal counts' key."""
+    """Which rule refused a job: the API's ``reason_code`` and the refusal counts' key. The
+    label is the refusal in words, as the refusals page shows it and the API's ``reason`` begins
+    (rules.Refusal.reason adds the model or repository it names)."""
 
-    AGENT_PAUSED = "agent_paused"
-    MODEL_NOT_ALLOWED = "model_not_allowed"
-    DAILY_TOKEN_LIMIT = "daily_token_limit"
-    DAILY_JOB_LIMIT = "daily_job_limit"
-    CONCURRENT_JOBS = "concurrent_jobs"
-    MODEL_TOKEN_BUDGET = "model_token_budget"
-    MODEL_RATE_LIMIT = "model_rate_limit"
-    MODEL_COST_CEILING = "model_cost_ceiling"
-    REPO_COOLDOWN = "repo_cooldown"
-    REPO_PR_LIMIT = "repo_pr_limit"
-    REPO_ISSUE_LIMIT = "repo_issue_limit"
+    AGENT_PAUSED = "agent_paused", "agent paused"
+    MODEL_NOT_ALLOWED = "model_not_allowed", "model not in allowlist"
+    DAILY_TOKEN_LIMIT = "daily_token_limit", "daily token limit exceeded"
+    DAILY_JOB_LIMIT = "daily_job_limit", "daily job limit exceeded"
+    CONCURRENT_JOBS = "concurrent_jobs", "concurrent job limit reached"
+    MODEL_TOKEN_BUDGET = "model_token_budget", "global model token budget exceeded"
+    MODEL_RATE_LIMIT = "model_rate_limit", "hourly rate limit reached"
+    MODEL_COST_CEILING = "model_cost_ceiling", "cost ceiling reached"
+    REPO_COOLDOWN = "repo_cooldown", "repository cooling down after failure"
+    REPO_PR_LIMIT = "repo_pr_limit", "daily PR limit reached"
+    REPO_ISSUE_LIMIT = "repo_issue_limit", "daily issue limit reached"
 
 
 # Refusals that waiting cannot clear: only a person changing the allowance can.
@@ -112,6 +114,14 @@ PERMANENT_REFUSALS = frozenset({ReasonCode.AGENT_PAUSED, ReasonCode.MODEL_NOT_AL
 class APIKeyRole(models.TextChoices):
     DISPATCHER = "dispatcher", "Dispatcher: check, dispatch, report usage, read usage"
     ADMIN = "admin", "Admin: also change limits and reset usage"
+
+
+class AdminRole(models.TextChoices):
+    """The roles of the admin (quotas.roles); the value is the name of the group migration
+    0004 makes, the label what a person is."""
+
+    BUDGET_MANAGER = "Budget managers", "Budget manager"
+    VIEWER = "Viewers", "Viewer"
 
 
 class Permission(models.TextChoices):

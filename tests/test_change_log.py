@@ -35,14 +35,15 @@ def test_a_limits_changes_are_logged_in_the_units_people_read(db):
         "model",
         "opus",
         "alice",
-        "Cost ceiling: $100.00 \u2192 $12.50; Input price per mtok: $0.00 \u2192 $15.00",
+        "Cost ceiling per day: $100.00 \u2192 $12.50; "
+        "Input price per million tokens: $0.00 \u2192 $15.00",
     )
     [added, changed] = entries(subject="bot")
     assert added[0] == "limit_added"
     assert "Daily token limit 250,000; Daily job limit unlimited" in added[4]
     assert changed[4] == (
         "Daily token limit: 250,000 \u2192 unlimited; Max job duration: unlimited \u2192 1h 30m; "
-        "Model allowlist: every model \u2192 opus, sonnet"
+        "Allowed models: every model \u2192 opus, sonnet"
     )
 
 
@@ -69,7 +70,7 @@ def test_a_deleted_limit_is_logged_with_what_it_had(make_repo_limit):
     [deleted] = entries(change="limit_deleted")
     assert deleted[3:] == (
         "carol",
-        "deleted; it had Max daily prs 3; Max daily issues unlimited; Cooldown after failure 30m",
+        "deleted; it had Max daily PRs 3; Max daily issues unlimited; Cooldown after failure 30m",
     )
 
 
@@ -126,7 +127,7 @@ def test_ending_a_cooldown_lets_jobs_start_again_and_is_logged(
     assert (entry.actor, entry.reason, entry.summary) == (
         "erin",
         "fixed",
-        "cooldown ended 40 min early",
+        "cooldown ended 40m early",
     )
     assert UsageEvent.objects.filter(event="cooldown_ended", repo="octo-org/api").count() == 1
     # A failure after the early end starts a new cooldown.

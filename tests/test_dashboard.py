@@ -1,32 +1,42 @@
-"""dashboard_context(): today's totals, who is close to a limit, top spenders, 14 days of
-history, the charts, the fragment that renders them, and a query count that does not grow."""
+"""dashboard_context(): today's totals, who is close to a limit, top spenders, 14, 30 or 90
+days of history, the charts and their tables of numbers, the fragment that renders them, the
+page's range control, and a query count that does not grow."""
 
+import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.contrib.admin import AdminSite
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import path
 
-from quotas import services
-from quotas.charts import day_labels
+from quotas import housekeeping, services
+from quotas.charts import CHAR_WIDTH, OTHER_COLOUR, SERIES_COLOURS, day_labels
 from quotas.dashboard import dashboard_context, history_days
 from quotas.display import dollars_from_microcents as format_dollars
-from quotas.models import AgentAllowance, AgentUsage, ModelQuota, ModelUsage
+from quotas.models import AgentAllowance, AgentUsage, ModelQuota, ModelUsage, RefusalCount
 from quotas.periods import day_start
 from tests.conftest import run_job
 
 DAY = timedelta(days=1)
+
+
+def chart(context: dict, index: int = 0) -> str:
+    """The SVG of the dashboard's chart ``index``: the tokens chart, then the models'."""
+    return str(context["charts"][index]["svg"])
+
 
 # An admin site of our own, so the fragment's links can be tested whatever the project's
 # admin registers (tests that need it point ROOT_URLCONF at this module).
 site = AdminSite(name="admin")
 site.register(AgentAllowance)
 site.register(ModelQuota)
+site.register(RefusalCount)
 urlpatterns = [path("admin/", site.urls)]
 
 
@@ -63,7 +73,7 @@ def test_totals_are_todays_tokens_cost_jobs_and_refusals(busy_day, now):
     assert context["totals"] == {
         "tokens": 134_345,
         "cost_microcents": 105_000_000,
-        "jobs_started": 4,
+        "jobs_run": 4,
         "refusals": 2,
     }
     assert [card["value"] for card in context["total_cards"]] == ["134,345", "$1.05", "4", "2"]
@@ -79,7 +89,7 @@ def test_an_empty_day_has_zero_totals_and_says_so(db, now):
     context = dashboard_context(now=now)
 
     assert context["totals"] == dict.fromkeys(
-        ["tokens", "cost_microcents", "jobs_started", "refusals"], 0
+        ["tokens", "cost_microcents", "jobs_run", "refusals"], 0
     )
     assert (context["has_usage_today"], context["has_history"]) == (False, False)
     assert context["closest_agents"] == context["top_agents"] == context["top_models"] == []
@@ -173,27 +183,49 @@ def test_models_are_ordered_by_the_largest_share_of_tokens_or_cost(
     assert rows[2]["detail"] == "1,000 of 100,000 tokens; $0.00 of $5.00 spent"
 
 
-def test_top_spenders_are_agents_by_tokens_and_models_by_cost(busy_day, make_model_quota, now):
+def test_top_spenders_are_ranked_by_money_with_tokens_and_jobs_beside_it(
+    busy_day, make_model_quota, now
+):
     make_model_quota("cheap", input_price_per_mtok=Decimal("1"))
     run_job("agent-b", "b3", model="cheap", tokens_in=500_000, now=now)
     # Usage of an agent whose allowance has since been deleted still shows, without a link.
-    AgentUsage.objects.create(agent_id="gone", period_start=day_start(now), tokens_used=7)
+    AgentUsage.objects.create(agent_id="gone", period_start=day_start(now), tokens_consumed=7)
 
     context = dashboard_context(now=now)
 
+    # agent-b used four times the tokens of agent-a, for half the money.
     assert [
-        (r["name"], r["tokens_display"], r["jobs"], r["cost_display"], r["pk"] is None)
+        (r["name"], r["cost_display"], r["tokens_display"], r["jobs"], r["pk"] is None)
         for r in context["top_agents"]
     ] == [
-        ("agent-b", "512,345", 3, "$0.50", False),
-        ("agent-a", "122,000", 1, "$1.05", False),
-        ("gone", "7", 0, "$0.00", True),
+        ("agent-a", "$1.05", "122,000", 1, False),
+        ("agent-b", "$0.50", "512,345", 3, False),
+        ("gone", "$0.00", "7", 0, True),
     ]
-    assert [(r["name"], r["cost_display"], r["tokens"]) for r in context["top_models"]] == [
-        ("claude-sonnet", "$1.05", 122_000),
-        ("cheap", "$0.50", 500_000),
-        ("gpt-x", "$0.00", 12_345),
+    assert [
+        (r["name"], r["cost_display"], r["tokens"], r["jobs"]) for r in context["top_models"]
+    ] == [
+        ("claude-sonnet", "$1.05", 122_000, 1),
+        ("cheap", "$0.50", 500_000, 1),
+        ("gpt-x", "$0.00", 12_345, 1),
     ]
+    top_agents = next(t for t in context["tables"] if t["title"] == "Top spenders today: agents")
+    assert top_agents["columns"] == ["Cost", "Tokens", "Jobs"]
+    assert top_agents["rows"][0]["cells"] == ["$1.05", "122,000", "1"]
+
+
+def test_a_reset_changes_neither_totals_nor_top_spenders_nor_history(busy_day, now):
+    before = dashboard_context(now=now)
+
+    assert housekeeping.reset_usage(now=now) == 3
+
+    after = dashboard_context(now=now)
+    assert AgentUsage.objects.filter(period_start=day_start(now), tokens_used__gt=0).count() == 0
+    for key in ("totals", "top_agents", "top_models", "history"):
+        assert after[key] == before[key], key
+    assert after["totals"]["tokens"] == 134_345
+    # What counts against the limits did go back: nobody is close to one any more.
+    assert [r["percent"] for r in after["closest_agents"]] == [0, 0, 0]
 
 
 def test_history_has_fourteen_days_oldest_first_with_empty_days_as_zero(
@@ -251,15 +283,15 @@ def test_history_splits_tokens_into_the_top_five_agents_and_the_rest(
     ]
     assert history["models"][0]["cost_microcents"][10] == 600 * 10**6
     assert history["models"][0]["cost_microcents"][-1] == 0
-    svg = str(context["chart_svg"])
+    svg = chart(context)
     assert "<title>other agents, Mar 10: 300 tokens</title>" in svg
     assert ">other agents<" in svg
 
 
 def test_the_chart_is_accessible_svg_with_separators_dollars_and_a_legend(busy_day, now):
-    svg = str(dashboard_context(now=now)["chart_svg"])
+    svg = chart(dashboard_context(now=now))
 
-    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 540 ')
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 460 ')
     assert 'role="img"' in svg
     assert 'aria-label="Tokens and cost per day, Feb 25 to Mar 10"' in svg
     assert "<title>Tokens and cost per day, Feb 25 to Mar 10</title>" in svg
@@ -268,7 +300,7 @@ def test_the_chart_is_accessible_svg_with_separators_dollars_and_a_legend(busy_d
     # peaks at $1.05: the right axis goes to $2.00 in steps of $0.50.
     for label in (">50,000<", ">200,000<", ">$0.50<", ">$2.00<", ">Tokens<", ">Cost<"):
         assert label in svg
-    for legend in (">agent-a<", ">agent-b<", ">cost per day ($)<"):
+    for legend in (">agent-a<", ">agent-b<", ">cost per day<"):
         assert legend in svg
     assert "other agents" not in svg  # only two agents used tokens: there are no others
     assert "<title>agent-b, Mar 10: 12,345 tokens</title>" in svg
@@ -280,20 +312,53 @@ def test_the_chart_is_accessible_svg_with_separators_dollars_and_a_legend(busy_d
 def test_days_are_labelled_by_number_with_the_month_where_it_starts_and_today_marked(db, now):
     context = dashboard_context(now=now)
 
-    labels = day_labels(context["history"]["days"])
+    labels = day_labels(context["history"]["days"], slot=25)
 
     assert labels[:5] == [("25", "Feb"), ("26", ""), ("27", ""), ("28", ""), ("1", "Mar")]
     assert labels[-2:] == [("9", ""), ("10", "today")]
-    svg = str(context["chart_svg"])
+    svg = chart(context)
     for text in (">25<", ">Feb<", ">1<", ">Mar<", ">today<"):
         assert text in svg
+
+
+@pytest.mark.parametrize(("days", "step"), [(14, 1), (30, 2), (90, 7)])
+def test_day_labels_are_thinned_out_from_today_so_that_none_overlap(now, days, step):
+    points = [{"date": day} for day, _ in history_days(now, days)]
+    slot = 340 / days  # a 460-unit chart's plot, between six-figure and dollar axes
+
+    labels = day_labels(points, slot)
+
+    numbered = [index for index, (number, _) in enumerate(labels) if number]
+    assert numbered[-1] == days - 1
+    assert {b - a for a, b in itertools.pairwise(numbered)} == {step}
+    assert labels[-1] == ("10", "today")
+    for line in (0, 1):
+        placed = [(i * slot, len(label[line]) * CHAR_WIDTH) for i, label in enumerate(labels)]
+        placed = [(x, width) for x, width in placed if width]
+        for (x1, w1), (x2, w2) in itertools.pairwise(placed):
+            assert x2 - x1 >= (w1 + w2) / 2, (line, x1, x2)
+    # Each month is named under its first numbered day, but for one so close to "today" that
+    # it would touch it (at 90 days, "Mar" under the 3rd, a week before).
+    months = [below for _, below in labels if below and below != "today"]
+    assert months == {14: ["Feb", "Mar"], 30: ["Feb", "Mar"], 90: ["Dec", "Jan", "Feb"]}[days]
+
+
+def test_a_month_name_that_would_touch_today_is_left_out(now):
+    points = [{"date": day} for day, _ in history_days(now - 8 * DAY, 14)]  # to March 2
+
+    labels = day_labels(points, slot=25)
+
+    assert labels[-3:] == [("28", ""), ("1", ""), ("2", "today")]
+    assert labels[0] == ("17", "Feb")
 
 
 def test_chart_labels_are_escaped(db, now):
     # The validators never let such names in; rows written straight to the database still
     # must not be able to inject markup into the admin.
     hostile_agent = '<script>alert("x")</script>'
-    AgentUsage.objects.create(agent_id=hostile_agent, period_start=day_start(now), tokens_used=5)
+    AgentUsage.objects.create(
+        agent_id=hostile_agent, period_start=day_start(now), tokens_used=5, tokens_consumed=5
+    )
     ModelUsage.objects.create(
         model="a<b&c", period_start=day_start(now), tokens_used=5, cost_microcents=10**6
     )
@@ -301,11 +366,11 @@ def test_chart_labels_are_escaped(db, now):
     context = dashboard_context(now=now)
     html = render_to_string("admin/quotas/dashboard.html", context)
 
-    for markup in (str(context["chart_svg"]), str(context["models_chart_svg"]), html):
+    for markup in (chart(context), chart(context, 1), html):
         assert "<script>" not in markup
         assert "a<b" not in markup
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in str(context["chart_svg"])
-    assert ">a&lt;b&amp;c<" in str(context["models_chart_svg"])
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in chart(context)
+    assert ">a&lt;b&amp;c<" in chart(context, 1)
 
 
 def test_long_names_are_shortened_in_the_legend_but_kept_whole_in_the_tooltip(make_allowance, now):
@@ -313,7 +378,7 @@ def test_long_names_are_shortened_in_the_legend_but_kept_whole_in_the_tooltip(ma
     make_allowance(name)
     run_job(name, "j1", tokens_in=10, now=now)
 
-    svg = str(dashboard_context(now=now)["chart_svg"])
+    svg = chart(dashboard_context(now=now))
 
     assert f"<title>{name}</title>" in svg
     shortened = re.search(r">(agent-x+)\u2026<", svg)
@@ -375,7 +440,15 @@ def add_agents(count, now, *, start=0):
     )
     days = [day_start(now - back * DAY) for back in range(20)]
     AgentUsage.objects.bulk_create(
-        AgentUsage(agent_id=f"bulk-{n}", period_start=day, tokens_used=n + 1, jobs_started=1)
+        AgentUsage(
+            agent_id=f"bulk-{n}",
+            period_start=day,
+            tokens_used=n + 1,
+            jobs_started=1,
+            tokens_consumed=n + 1,
+            cost_microcents=n,
+            jobs_run=1,
+        )
         for n in range(start, start + count)
         for day in days
     )
@@ -396,10 +469,17 @@ def test_query_count_does_not_grow_with_agents_models_or_days(
 
     with django_assert_num_queries(len(few)):
         large = dashboard_context(now=now)
+    with django_assert_num_queries(len(few)):
+        quarter = dashboard_context(now=now, days=90)
 
-    assert len(few) == 9
+    # The day sums (tokens, cost and jobs in one), refusals, the two "closest" tables, the
+    # two top spenders tables, and the top five agents' and models' days. One less than before
+    # consumption was kept per agent: the cost per day is now summed with the tokens.
+    assert len(few) == 8
     assert (len(small["closest_agents"]), len(large["closest_agents"])) == (6, 10)
     assert len(large["history"]["agents"]) == 5
+    assert len(quarter["history"]["days"]) == 90
+    assert quarter["history"]["days"][-20]["tokens"] == sum(n + 1 for n in range(60))
 
 
 def test_fragment_renders_totals_tables_statuses_and_chart(busy_day, make_allowance, now):
@@ -440,3 +520,121 @@ def test_fragment_links_names_to_their_admin_change_pages(
     # gpt-x has no quota: its name is shown without a link.
     assert "gpt-x" in html
     assert "gpt-x</a>" not in html
+
+
+def test_the_refusals_tile_links_to_the_refusals_page(settings, busy_day, now):
+    settings.ROOT_URLCONF = __name__
+
+    context = dashboard_context(now=now)
+    html = render_to_string("admin/quotas/dashboard.html", context)
+
+    assert context["total_cards"][3] == {
+        "label": "Refusals",
+        "value": "2",
+        "url": "/admin/quotas/refusalcount/",
+    }
+    assert '<a class="qd-card qd-card-link" href="/admin/quotas/refusalcount/">' in html
+    assert "See each refusal" in html
+
+
+# Pictures anyone can read
+
+
+def contrast(foreground: str, background: str = "#FFFFFF") -> float:
+    """WCAG 2 contrast ratio of two #RRGGBB colours."""
+
+    def luminance(colour):
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_chart_colours_reach_3_to_1_against_white():
+    ratios = {colour: round(contrast(colour), 2) for colour in (*SERIES_COLOURS, OTHER_COLOUR)}
+
+    assert min(ratios.values()) >= 3, ratios
+    assert len(set(ratios)) == 6
+
+
+def test_stacked_segments_are_kept_apart_by_a_gap(make_allowance, now):
+    for n in range(7):
+        make_allowance(f"agent-{n}")
+        run_job(f"agent-{n}", "j", tokens_in=1_000 * (n + 1), now=now)
+
+    svg = chart(dashboard_context(now=now))
+
+    bars = svg.split('<g class="qd-bars">', 1)[1].split("</g>", 1)[0]
+    segments = [
+        (float(y), float(height))
+        for y, height in re.findall(
+            r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', bars
+        )
+    ]
+    assert len(segments) == 6  # five agents and the others, today
+    # Drawn from the bottom up: each segment ends at least 1.5 units below the next one's top.
+    for (lower_y, _), (upper_y, upper_height) in itertools.pairwise(segments):
+        assert lower_y - (upper_y + upper_height) >= 1.5
+
+
+def test_every_chart_has_its_numbers_as_a_table(make_allowance, make_model_quota, now):
+    make_allowance("agent-1")
+    make_model_quota("m", input_price_per_mtok=Decimal("5"))
+    run_job("agent-1", "j1", model="m", tokens_in=200_000, now=now - 2 * DAY)
+    run_job("agent-1", "j2", tokens_in=7, now=now)
+
+    context = dashboard_context(now=now, days=30)
+    html = render_to_string("admin/quotas/dashboard.html", context)
+
+    assert html.count('<details class="qd-numbers">') == 2
+    tables = re.findall(r"<table class=\"qd-table\">(.*?)</table>", html, re.S)[-2:]
+    tokens, models = tables
+    assert "<caption>Tokens and cost per day, Feb 9, 2026 to Mar 10, 2026</caption>" in tokens
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', tokens)
+    assert headers == ["Day", "agent-1 (tokens)", "All agents (tokens)", "Cost"]
+    rows = re.findall(r'<tr><th scope="row">([^<]*)</th>(.*?)</tr>', tokens, re.S)
+    cells = {day: re.findall(r'<td class="qd-num">([^<]*)</td>', rest) for day, rest in rows}
+    assert len(cells) == 31  # 30 days and the totals
+    assert cells["Mar 8, 2026"] == ["200,000", "200,000", "$1.00"]
+    assert cells["Mar 10, 2026"] == ["7", "7", "$0.00"]
+    assert cells["Feb 9, 2026"] == ["0", "0", "$0.00"]
+    assert cells["Total"] == ["200,007", "200,007", "$1.00"]
+    model_rows = re.findall(r'<tr><th scope="row">([^<]*)</th>(.*?)</tr>', models, re.S)
+    assert [(day, re.findall(r">([^<]*)</td>", rest)) for day, rest in model_rows[-4:-1]] == [
+        ("Mar 8, 2026", ["$1.00"]),
+        ("Mar 9, 2026", ["$0.00"]),
+        ("Mar 10, 2026", ["$0.00"]),
+    ]
+
+
+# The page: its range control and the exports' form
+
+
+def test_the_dashboard_page_shows_the_range_asked_for(login, make_allowance, now):
+    make_allowance("agent-1")
+    run_job("agent-1", "old", tokens_in=5, now=now - 60 * DAY)
+    client = login()
+
+    with time_machine.travel(now, tick=False):
+        default, quarter = client.get("/admin/"), client.get("/admin/?days=90")
+
+    assert (default.status_code, quarter.status_code) == (200, 200)
+    assert "No usage in the last 14 days." in default.content.decode()
+    page = quarter.content.decode()
+    assert "The last 90 days" in page
+    assert '<option value="90" selected>90 days</option>' in page
+    assert "Jan 9, 2026" in page  # the day of the old job, in the table of numbers
+
+
+@pytest.mark.parametrize("asked", ["7", "abc", "14.0", "-30"])
+def test_a_range_not_offered_shows_14_days_and_says_why(login, db, asked):
+    response = login().get(f"/admin/?days={asked}")
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The last 14 days" in page
+    error = page.split('id="qd-range-error"', 1)[1].split("</p>", 1)[0]
+    assert f"Select a valid choice. {asked} is not one of the available choices." in error
+    assert "Choose 14, 30 or 90 days." in error

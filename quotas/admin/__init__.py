@@ -1,3 +1,3 @@
 """The admin for budget managers: one module per kind of page, registered on import."""
 
-from quotas.admin import books, keys, limits  # noqa: F401
+from quotas.admin import books, changes, keys, limits, people  # noqa: F401

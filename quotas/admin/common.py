@@ -95,7 +95,17 @@ def confirmation(model_admin, request, queryset, **words) -> tuple[Actor, str] |
             "objects": list(queryset[:100]),
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action": request.POST.get("action", ""),
+            "action": chosen_action(request),
             **words,
         },
     )
+
+
+def chosen_action(request) -> str:
+    """The action a person picked: with a menu above and below the list, both are posted,
+    and the Go button pressed says which one counts (as Django's own changelist reads it)."""
+    actions = request.POST.getlist("action")
+    try:
+        return actions[int(request.POST.get("index", 0))]
+    except (ValueError, IndexError):
+        return next((action for action in actions if action), "")

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
+from quotas import display
 from quotas.models import APIKey
 
 # The library's own key model is unused here: our keys carry a role and their last use.
@@ -16,7 +17,16 @@ admin.site.unregister(LibraryAPIKey)
 
 @admin.register(APIKey)
 class APIKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "role", "last_used_at", "revoke_button"]
+    list_display = [
+        "name",
+        "prefix",
+        "created",
+        "expiry_date",
+        "expired",
+        "role",
+        "last_used_at",
+        "revoke_button",
+    ]
     list_filter = [*APIKeyModelAdmin.list_filter, "role"]
 
     def get_urls(self):
@@ -25,6 +35,10 @@ class APIKeyAdmin(APIKeyModelAdmin):
             path("<path:object_id>/revoke/", revoke, name="quotas_apikey_revoke"),
             *super().get_urls(),
         ]
+
+    @admin.display(description="expired")
+    def expired(self, obj):
+        return display.yes_no(obj.has_expired)
 
     @admin.display(description="revoke")
     def revoke_button(self, obj):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.validators import ProhibitSurrogateCharactersValidator, UniqueValidator
 
-from quotas.api.fields import SecondsField, StrictIntegerField
+from quotas.api.fields import PriceField, SecondsField, StrictIntegerField
 from quotas.models import (
     ALLOWANCE_LIMITS,
     MICROCENTS_PER_CENT,
@@ -24,7 +24,6 @@ from quotas.rules import EXCEEDED, OK, WARNING
 from quotas.validators import (
     ACTIONS,
     ID_MAX_LENGTH,
-    INT_MAX,
     validate_agent_id,
     validate_allowance_agent_id,
     validate_job_id,
@@ -68,12 +67,13 @@ def optional_id(validator) -> IdField:
     return IdField(required=False, allow_blank=True, default="", validators=[validator])
 
 
-def count(maximum: int = INT_MAX, **kwargs) -> StrictIntegerField:
-    return StrictIntegerField(max_value=maximum, **kwargs)
+def limit(name: str, **kwargs) -> StrictIntegerField:
+    """A whole-number limit, bounded and worded as quotas.validators.LIMIT_BOUNDS says."""
+    return StrictIntegerField.limit(name, required=False, **kwargs)
 
 
-def price() -> serializers.DecimalField:
-    return serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, required=False)
+def price(name: str) -> PriceField:
+    return PriceField(name, required=False)
 
 
 # Requests
@@ -283,10 +283,12 @@ class LimitSerializer(serializers.ModelSerializer):
 
 
 class AllowanceSerializer(LimitSerializer):
-    daily_token_limit = StrictIntegerField(required=False)
-    daily_job_limit = count(required=False)
-    concurrent_jobs = count(required=False)
-    max_job_duration = SecondsField(required=False, help_text="Whole seconds; 0 means unlimited.")
+    daily_token_limit = limit("daily_token_limit")
+    daily_job_limit = limit("daily_job_limit")
+    concurrent_jobs = limit("concurrent_jobs")
+    max_job_duration = SecondsField(
+        "max_job_duration", required=False, help_text="Whole seconds; 0 means unlimited."
+    )
     model_allowlist = serializers.ListField(
         child=IdField(validators=[validate_model_id]),
         required=False,
@@ -304,11 +306,11 @@ class AllowanceSerializer(LimitSerializer):
 
 
 class ModelQuotaSerializer(LimitSerializer):
-    daily_token_budget = StrictIntegerField(required=False)
-    hourly_rate_limit = count(required=False)
-    cost_ceiling = StrictIntegerField(required=False, help_text="US cents per day; 0 means none.")
-    input_price_per_mtok = price()
-    output_price_per_mtok = price()
+    daily_token_budget = limit("daily_token_budget")
+    hourly_rate_limit = limit("hourly_rate_limit")
+    cost_ceiling = limit("cost_ceiling", help_text="US cents per day; 0 means none.")
+    input_price_per_mtok = price("input_price_per_mtok")
+    output_price_per_mtok = price("output_price_per_mtok")
 
     Meta = limit_meta(
         ModelQuota, MODEL_QUOTA_LIMITS, validate_model_id, taken="This model has a quota already."
@@ -316,9 +318,11 @@ class ModelQuotaSerializer(LimitSerializer):
 
 
 class RepoLimitSerializer(LimitSerializer):
-    max_daily_prs = count(required=False)
-    max_daily_issues = count(required=False)
-    cooldown_after_failure = SecondsField(required=False, help_text="Whole seconds; 0 means none.")
+    max_daily_prs = limit("max_daily_prs")
+    max_daily_issues = limit("max_daily_issues")
+    cooldown_after_failure = SecondsField(
+        "cooldown_after_failure", required=False, help_text="Whole seconds; 0 means none."
+    )
 
     Meta = limit_meta(
         RepoLimit, REPO_LIMITS, validate_repo, taken="This repository has a limit already."
